@@ -1,0 +1,95 @@
+// Shapes shared by the v2 store, the write path and the HTTP layer.
+
+export type Action =
+  | "get"
+  | "set"
+  | "create"
+  | "update"
+  | "compareAndSwap"
+  | "delete"
+  | "compareAndDelete"
+  | "expire";
+
+/** A node as etcd serialises it: every field omitempty, in this order. */
+export interface NodeJSON {
+  key?: string;
+  value?: string;
+  dir?: true;
+  expiration?: string;
+  ttl?: number;
+  nodes?: NodeJSON[];
+  modifiedIndex?: number;
+  createdIndex?: number;
+}
+
+export interface EventJSON {
+  action: Action;
+  node: NodeJSON;
+  prevNode?: NodeJSON;
+}
+
+/**
+ * A store event. `etcdIndex` is the store index the response's X-Etcd-Index carries
+ * (for a watch: the index when the watch was registered). The node/prevNode are rendered
+ * lazily with the clock of the member that answers, so `ttl` is right at response time.
+ */
+export interface StoreEvent {
+  readonly action: Action;
+  readonly index: number;
+  etcdIndex: number;
+  /** Whether the event was a refresh: kept in history for index arithmetic, never delivered. */
+  readonly refresh: boolean;
+  toJSON(now: number): EventJSON;
+  /** The key the event is about (for watch matching). */
+  readonly key: string;
+  /** True when the event's node is a directory (delete/expire of a dir reach descendant watchers). */
+  readonly dir: boolean;
+}
+
+/**
+ * A replicated mutation of the store: the data of one log entry.
+ * Times are absolute milliseconds since the Unix epoch, fixed by the member that took the request,
+ * so applying the same command on every replica gives the same result.
+ * `expireAt: null` means no TTL.
+ */
+export type Command =
+  | { op: "set"; key: string; value: string; dir: boolean; expireAt: number | null }
+  | { op: "create"; key: string; value: string; dir: boolean; unique: boolean; expireAt: number | null }
+  | { op: "update"; key: string; value: string | null; expireAt: number | null; refresh: boolean }
+  | {
+      op: "compareAndSwap";
+      key: string;
+      value: string;
+      prevValue: string | null;
+      prevIndex: number;
+      expireAt: number | null;
+      refresh: boolean;
+    }
+  | { op: "delete"; key: string; dir: boolean; recursive: boolean }
+  | { op: "compareAndDelete"; key: string; prevValue: string | null; prevIndex: number }
+  /** The leader's clock: every replica expires the keys whose expireAt <= time. */
+  | { op: "sync"; time: number }
+  /** A linearizable read (v2 quorum=true) placed in the log. */
+  | { op: "get"; key: string; recursive: boolean; sorted: boolean };
+
+/** A log entry as the WAL and (later) Raft carry it. */
+export interface Entry {
+  term: number;
+  index: number;
+  /** 0 = normal (data is a JSON-encoded Proposal), 1 = configuration change. */
+  type: 0 | 1;
+  data: Uint8Array;
+}
+
+/** Raft's persistent state. */
+export interface HardState {
+  term: number;
+  vote: number;
+  commit: number;
+}
+
+/** What goes in a normal entry: the command plus the id the proposer waits on. */
+export interface Proposal {
+  id: string;
+  cmd: Command;
+}

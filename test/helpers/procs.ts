@@ -1,0 +1,123 @@
+// Processes for integration tests: free loopback ports, the compiled binary, the real etcd.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+export const BIN = join(ROOT, "dist/coreos");
+export const DIST = join(ROOT, "dist");
+
+/** A port the kernel says is free on 127.0.0.1 right now. */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+export function tempDir(prefix = "coreos-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface Server {
+  proc: Subprocess;
+  url: string;
+  peerUrl: string;
+  dataDir: string;
+  name: string;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+}
+
+export interface ServerOptions {
+  name?: string;
+  dataDir?: string;
+  clientPort?: number;
+  peerPort?: number;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+}
+
+function etcdArgs(o: Required<Pick<ServerOptions, "name" | "dataDir" | "clientPort" | "peerPort">>): string[] {
+  const c = `http://127.0.0.1:${o.clientPort}`;
+  const p = `http://127.0.0.1:${o.peerPort}`;
+  return [
+    "--name", o.name,
+    "--data-dir", o.dataDir,
+    "--listen-client-urls", c,
+    "--advertise-client-urls", c,
+    "--listen-peer-urls", p,
+    "--initial-advertise-peer-urls", p,
+    "--initial-cluster", `${o.name}=${p}`,
+    "--initial-cluster-token", "t1",
+  ];
+}
+
+/** Polls GET /version until it answers (or the process exits, or the deadline passes). */
+export async function waitReady(url: string, proc: Subprocess, ms = 15000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode} before it was ready`);
+    try {
+      const r = await fetch(`${url}/health`);
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await Bun.sleep(50);
+  }
+  throw new Error(`server at ${url} not ready after ${ms} ms`);
+}
+
+async function start(cmd: string[], o: ServerOptions): Promise<Server> {
+  const name = o.name ?? "n1";
+  const dataDir = o.dataDir ?? join(tempDir(), `${name}.etcd`);
+  const clientPort = o.clientPort ?? freePort();
+  const peerPort = o.peerPort ?? freePort();
+  const args = [...cmd, ...etcdArgs({ name, dataDir, clientPort, peerPort }), ...(o.extraArgs ?? [])];
+  const proc = Bun.spawn(args, {
+    stdout: "ignore",
+    stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
+    env: { ...process.env, ...o.env },
+  });
+  const url = `http://127.0.0.1:${clientPort}`;
+  const server: Server = {
+    proc,
+    url,
+    peerUrl: `http://127.0.0.1:${peerPort}`,
+    dataDir,
+    name,
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+    async kill() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+  try {
+    await waitReady(url, proc);
+  } catch (e) {
+    proc.kill("SIGKILL");
+    throw e;
+  }
+  return server;
+}
+
+/** Our `coreos kv serve` (the compiled binary) as a single member. */
+export function startOurs(o: ServerOptions = {}): Promise<Server> {
+  return start([BIN, "kv", "serve"], o);
+}
+
+/** The real etcd (Debian etcd-server) with the v2 API on, as a single member. */
+export function startEtcd(o: ServerOptions = {}): Promise<Server> {
+  return start(["etcd", "--enable-v2=true"], o);
+}
+
+export function cleanup(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
