@@ -53,7 +53,8 @@ export interface StoreEvent {
  * `expireAt: null` means no TTL.
  */
 export type Command =
-  | { op: "set"; key: string; value: string; dir: boolean; expireAt: number | null }
+  /** refresh=true (PUT refresh without prevExist): the key must exist, keeps its value, is replaced (new createdIndex) and no watcher is told. */
+  | { op: "set"; key: string; value: string; dir: boolean; expireAt: number | null; refresh: boolean }
   | { op: "create"; key: string; value: string; dir: boolean; unique: boolean; expireAt: number | null }
   | { op: "update"; key: string; value: string | null; expireAt: number | null; refresh: boolean }
   | {
