@@ -1,0 +1,411 @@
+// The etcd v2 store (v2store/store.go semantics): a pure in-memory state machine. No I/O, no
+// timers, no clock: every time arrives inside a command or as an argument, so replicas that apply
+// the same commands end in the same state.
+import { EtcdError } from "./errors.ts";
+import { EventHistory, GetEvent, KvEvent, PrevNode } from "./history.ts";
+import { Node, childKey, normExpire, normalizeKey, renderTree, splitKey } from "./node.ts";
+import { TtlHeap, type TtlEntry } from "./ttlheap.ts";
+import type { Command, NodeJSON, StoreEvent } from "./types.ts";
+import { WatcherHub, type Deliver, type Watcher } from "./watchers.ts";
+
+export { normalizeKey } from "./node.ts";
+export { GetEvent, KvEvent } from "./history.ts";
+export type { Watcher } from "./watchers.ts";
+
+/** /v2/stats/store counters, in etcd's JSON order (watchers is appended live). */
+const STAT_NAMES = [
+  "getsSuccess",
+  "getsFail",
+  "setsSuccess",
+  "setsFail",
+  "deleteSuccess",
+  "deleteFail",
+  "updateSuccess",
+  "updateFail",
+  "createSuccess",
+  "createFail",
+  "compareAndSwapSuccess",
+  "compareAndSwapFail",
+  "compareAndDeleteSuccess",
+  "compareAndDeleteFail",
+  "expireCount",
+] as const;
+type StatName = (typeof STAT_NAMES)[number];
+
+const SUCCESS: Record<Exclude<Command["op"], "sync">, [StatName, StatName]> = {
+  get: ["getsSuccess", "getsFail"],
+  set: ["setsSuccess", "setsFail"],
+  create: ["createSuccess", "createFail"],
+  update: ["updateSuccess", "updateFail"],
+  compareAndSwap: ["compareAndSwapSuccess", "compareAndSwapFail"],
+  delete: ["deleteSuccess", "deleteFail"],
+  compareAndDelete: ["compareAndDeleteSuccess", "compareAndDeleteFail"],
+};
+
+const SNAPSHOT_VERSION = 1;
+
+/** Snapshot form of a node: [createdIndex, modifiedIndex, expireAt, value | [name, node, ...]]. */
+type SnapNode = [number, number, number, string | unknown[]];
+/** Snapshot form of an event: [action, index, key, dir, value|null, expireAt, createdIndex, refresh, prev|null]. */
+type SnapEvent = [KvEvent["action"], number, string, 0 | 1, string | null, number, number, 0 | 1, SnapPrev | null];
+type SnapPrev = [string | null, number, number, number];
+
+interface Snapshot {
+  version: number;
+  index: number;
+  root: unknown[];
+  history: SnapEvent[];
+  stats: Record<string, number>;
+}
+
+export class Store {
+  private readonly root = new Node("", new Map(), 0, 0, 0);
+  private current = 0;
+  private readonly hub = new WatcherHub(new EventHistory());
+  private readonly ttl = new TtlHeap((e) => this.isLive(e));
+  private readonly counters: Record<StatName, number> = Object.fromEntries(STAT_NAMES.map((n) => [n, 0])) as Record<
+    StatName,
+    number
+  >;
+
+  get index(): number {
+    return this.current;
+  }
+
+  get(key: string, recursive: boolean, sorted: boolean): GetEvent {
+    try {
+      const e = this.doGet(normalizeKey(key), recursive, sorted);
+      this.counters.getsSuccess++;
+      return e;
+    } catch (err) {
+      this.counters.getsFail++;
+      throw err;
+    }
+  }
+
+  apply(cmd: Exclude<Command, { op: "sync" }>): KvEvent | GetEvent {
+    const [ok, fail] = SUCCESS[cmd.op];
+    let e: KvEvent | GetEvent;
+    try {
+      switch (cmd.op) {
+        case "get":
+          e = this.doGet(normalizeKey(cmd.key), cmd.recursive, cmd.sorted);
+          break;
+        case "set":
+          e = this.set(normalizeKey(cmd.key), cmd.value, cmd.dir, normExpire(cmd.expireAt), cmd.refresh === true);
+          break;
+        case "create":
+          e = this.create(normalizeKey(cmd.key), cmd.value, cmd.dir, cmd.unique, normExpire(cmd.expireAt));
+          break;
+        case "update":
+          e = this.update(normalizeKey(cmd.key), cmd.value, normExpire(cmd.expireAt), cmd.refresh);
+          break;
+        case "compareAndSwap":
+          e = this.compareAndSwap(normalizeKey(cmd.key), cmd);
+          break;
+        case "delete":
+          e = this.delete(normalizeKey(cmd.key), cmd.dir, cmd.recursive);
+          break;
+        case "compareAndDelete":
+          e = this.compareAndDelete(normalizeKey(cmd.key), cmd.prevValue, cmd.prevIndex);
+          break;
+        default:
+          throw new Error(`unknown store command ${(cmd as { op: string }).op}`);
+      }
+    } catch (err) {
+      this.counters[fail]++;
+      // etcd's create path counts a failed parent walk as a failed set as well (obs)
+      if (cmd.op === "create" && err instanceof EtcdError && err.errorCode === 104) this.counters.setsFail++;
+      throw err;
+    }
+    this.counters[ok]++;
+    if (e instanceof KvEvent) this.hub.add(e);
+    return e;
+  }
+
+  deleteExpired(time: number): void {
+    for (;;) {
+      const t = this.ttl.top();
+      if (t === undefined || t.at > time) return;
+      this.ttl.pop();
+      const [parentKey, name] = splitKey(t.key);
+      const parent = this.lookup(parentKey)!;
+      parent.children!.delete(name);
+      const n = t.node;
+      const index = ++this.current;
+      const dir = n.children !== null;
+      this.counters.expireCount++;
+      this.hub.add(new KvEvent("expire", index, t.key, dir, undefined, 0, n.createdIndex, PrevNode.of(n), false));
+    }
+  }
+
+  nextExpiry(): number | null {
+    return this.ttl.top()?.at ?? null;
+  }
+
+  watch(key: string, opts: { recursive: boolean; stream: boolean; sinceIndex: number }, deliver: Deliver): Watcher {
+    const since = opts.sinceIndex === 0 ? this.current + 1 : opts.sinceIndex;
+    return this.hub.watch(normalizeKey(key), opts.recursive, opts.stream, since, this.current, deliver);
+  }
+
+  stats(): Record<string, number> {
+    const o: Record<string, number> = {};
+    for (const n of STAT_NAMES) o[n] = this.counters[n];
+    o.watchers = this.hub.count;
+    return o;
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  /** The node at `key`, or null if some component is missing. A path through a key → 104. */
+  private lookup(key: string): Node | null {
+    let n = this.root;
+    if (key === "/") return n;
+    let pos = 1;
+    for (;;) {
+      const ch = n.children;
+      if (ch === null) throw new EtcdError(104, key.slice(0, pos - 1), this.current);
+      const slash = key.indexOf("/", pos);
+      const c = ch.get(slash < 0 ? key.slice(pos) : key.slice(pos, slash));
+      if (c === undefined) return null;
+      if (slash < 0) return c;
+      n = c;
+      pos = slash + 1;
+    }
+  }
+
+  /** Like lookup, but a missing node is 100 with the first missing component as cause. */
+  private find(key: string): Node {
+    const n = this.lookup(key);
+    if (n !== null) return n;
+    let pos = 1;
+    for (;;) {
+      const slash = key.indexOf("/", pos);
+      const prefix = slash < 0 ? key : key.slice(0, slash);
+      if (slash < 0 || this.lookup(prefix) === null) throw new EtcdError(100, prefix, this.current);
+      pos = slash + 1;
+    }
+  }
+
+  private isLive(e: TtlEntry): boolean {
+    if (e.node.expireAt !== e.at) return false;
+    try {
+      return this.lookup(e.key) === e.node;
+    } catch {
+      return false;
+    }
+  }
+
+  private doGet(key: string, recursive: boolean, sorted: boolean): GetEvent {
+    const n = this.find(key);
+    const ttls: Array<NodeJSON | number> = [];
+    const node = renderTree(key, n, true, recursive, sorted, ttls);
+    return new GetEvent(key, n.modifiedIndex, this.current, n.children !== null, node, ttls);
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  private readOnlyRoot(key: string): void {
+    if (key === "/") throw new EtcdError(107, "/", this.current);
+  }
+
+  /**
+   * The children of `key`'s parent, creating missing dirs with `index` (etcd's checkDir). Callers
+   * make sure nothing can fail after this: once a component is missing, the rest are created too.
+   */
+  private parentDir(key: string, index: number): Map<string, Node> {
+    let ch = this.root.children!;
+    let pos = 1;
+    for (;;) {
+      const slash = key.indexOf("/", pos);
+      if (slash < 0) return ch;
+      const name = key.slice(pos, slash);
+      let c = ch.get(name);
+      if (c === undefined) {
+        c = new Node("", new Map(), index, index, 0);
+        ch.set(name, c);
+      } else if (c.children === null) {
+        throw new EtcdError(104, key.slice(0, slash), this.current);
+      }
+      ch = c.children!;
+      pos = slash + 1;
+    }
+  }
+
+  private attach(key: string, index: number, value: string, dir: boolean, expireAt: number): Node {
+    const n = new Node(dir ? "" : value, dir ? new Map() : null, index, index, expireAt);
+    this.parentDir(key, index).set(splitKey(key)[1], n);
+    if (expireAt !== 0) this.ttl.push(expireAt, key, n);
+    return n;
+  }
+
+  private setTTL(key: string, n: Node, expireAt: number): void {
+    if (expireAt === n.expireAt) return;
+    n.expireAt = expireAt;
+    // the old heap entry goes stale by itself (its time no longer matches)
+    if (expireAt !== 0) this.ttl.push(expireAt, key, n);
+  }
+
+  private set(key: string, value: string, dir: boolean, expireAt: number, refresh: boolean): KvEvent {
+    const prev = this.lookup(key);
+    if (refresh) {
+      if (prev === null) this.find(key);
+      value = prev!.value;
+    }
+    this.readOnlyRoot(key);
+    if (prev !== null && prev.children !== null) throw new EtcdError(102, key, this.current);
+    const index = this.current + 1;
+    this.attach(key, index, value, dir, expireAt);
+    this.current = index;
+    return new KvEvent(
+      "set",
+      index,
+      key,
+      dir,
+      dir ? undefined : value,
+      expireAt,
+      index,
+      prev === null ? null : PrevNode.of(prev),
+      refresh,
+    );
+  }
+
+  private create(key: string, value: string, dir: boolean, unique: boolean, expireAt: number): KvEvent {
+    const index = this.current + 1;
+    if (unique) key = normalizeKey(key + "/" + String(index).padStart(20, "0"));
+    this.readOnlyRoot(key);
+    const parent = this.parentDir(key, index);
+    if (parent.has(splitKey(key)[1])) throw new EtcdError(105, key, this.current);
+    this.attach(key, index, value, dir, expireAt);
+    this.current = index;
+    return new KvEvent("create", index, key, dir, dir ? undefined : value, expireAt, index, null, false);
+  }
+
+  private update(key: string, value: string | null, expireAt: number, refresh: boolean): KvEvent {
+    this.readOnlyRoot(key);
+    const n = this.find(key);
+    const isDir = n.children !== null;
+    if (isDir && value !== null && value !== "") throw new EtcdError(102, key, this.current);
+    const index = this.current + 1;
+    const prev = PrevNode.of(n);
+    // a dir's own modifiedIndex stays: etcd's write of a dir is a no-op, only the event moves (obs)
+    if (!isDir) {
+      if (!refresh && value !== null) n.value = value;
+      n.modifiedIndex = index;
+    }
+    this.setTTL(key, n, expireAt);
+    this.current = index;
+    return new KvEvent("update", index, key, isDir, isDir ? undefined : n.value, n.expireAt, n.createdIndex, prev, refresh);
+  }
+
+  private compare(n: Node, prevValue: string | null, prevIndex: number): void {
+    // an empty prevValue is a wildcard in etcd's store too (the HTTP layer rejects it with 201)
+    const valueOk = prevValue === null || prevValue === "" || n.value === prevValue;
+    const indexOk = prevIndex === 0 || n.modifiedIndex === prevIndex;
+    if (valueOk && indexOk) return;
+    const cause = !valueOk && !indexOk
+      ? `[${prevValue} != ${n.value}] [${prevIndex} != ${n.modifiedIndex}]`
+      : !valueOk
+        ? `[${prevValue} != ${n.value}]`
+        : `[${prevIndex} != ${n.modifiedIndex}]`;
+    throw new EtcdError(101, cause, this.current);
+  }
+
+  private compareAndSwap(key: string, c: Extract<Command, { op: "compareAndSwap" }>): KvEvent {
+    this.readOnlyRoot(key);
+    const n = this.find(key);
+    if (n.children !== null) throw new EtcdError(102, key, this.current);
+    this.compare(n, c.prevValue, c.prevIndex);
+    const index = this.current + 1;
+    const prev = PrevNode.of(n);
+    if (!c.refresh) n.value = c.value;
+    n.modifiedIndex = index;
+    this.setTTL(key, n, normExpire(c.expireAt));
+    this.current = index;
+    return new KvEvent("compareAndSwap", index, key, false, n.value, n.expireAt, n.createdIndex, prev, c.refresh);
+  }
+
+  private delete(key: string, dir: boolean, recursive: boolean): KvEvent {
+    this.readOnlyRoot(key);
+    const n = this.find(key);
+    const isDir = n.children !== null;
+    if (isDir) {
+      if (!dir && !recursive) throw new EtcdError(102, key, this.current);
+      // hidden children count: a dir holding only "_x" is not empty
+      if (n.children!.size > 0 && !recursive) throw new EtcdError(108, key, this.current);
+    }
+    return this.remove(key, n, "delete", isDir);
+  }
+
+  private compareAndDelete(key: string, prevValue: string | null, prevIndex: number): KvEvent {
+    const n = this.find(key);
+    // no root check here in etcd: the root is a dir, and its internal path is trimmed to "" (obs)
+    if (n.children !== null) throw new EtcdError(102, key === "/" ? "" : key, this.current);
+    this.compare(n, prevValue, prevIndex);
+    return this.remove(key, n, "compareAndDelete", false);
+  }
+
+  private remove(key: string, n: Node, action: "delete" | "compareAndDelete", isDir: boolean): KvEvent {
+    const [parentKey, name] = splitKey(key);
+    this.lookup(parentKey)!.children!.delete(name);
+    const index = ++this.current;
+    return new KvEvent(action, index, key, isDir, undefined, 0, n.createdIndex, PrevNode.of(n), false);
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------
+
+  toSnapshot(): string {
+    const enc = (n: Node): SnapNode => {
+      if (n.children === null) return [n.createdIndex, n.modifiedIndex, n.expireAt, n.value];
+      const kids: unknown[] = [];
+      for (const [name, c] of n.children) kids.push(name, enc(c));
+      return [n.createdIndex, n.modifiedIndex, n.expireAt, kids];
+    };
+    const history: SnapEvent[] = [];
+    for (const e of this.hub.history.from(0)) {
+      const p = e.prev;
+      history.push([
+        e.action,
+        e.index,
+        e.key,
+        e.dir ? 1 : 0,
+        e.value ?? null,
+        e.expireAt,
+        e.createdIndex,
+        e.refresh ? 1 : 0,
+        p === null ? null : [p.value ?? null, p.expireAt, p.modifiedIndex, p.createdIndex],
+      ]);
+    }
+    const stats: Record<string, number> = {};
+    for (const n of STAT_NAMES) stats[n] = this.counters[n];
+    const s: Snapshot = { version: SNAPSHOT_VERSION, index: this.current, root: enc(this.root)[3] as unknown[], history, stats };
+    return JSON.stringify(s);
+  }
+
+  static fromSnapshot(text: string): Store {
+    const s = JSON.parse(text) as Snapshot;
+    if (s.version !== SNAPSHOT_VERSION) throw new Error(`unsupported store snapshot version ${s.version}`);
+    const st = new Store();
+    const fill = (into: Map<string, Node>, dirKey: string, kids: unknown[]): void => {
+      for (let i = 0; i < kids.length; i += 2) {
+        const name = kids[i] as string;
+        const [ci, mi, exp, body] = kids[i + 1] as SnapNode;
+        const key = childKey(dirKey, name);
+        const n = typeof body === "string" ? new Node(body, null, ci, mi, exp) : new Node("", new Map(), ci, mi, exp);
+        into.set(name, n);
+        if (exp !== 0) st.ttl.push(exp, key, n);
+        if (typeof body !== "string") fill(n.children!, key, body);
+      }
+    };
+    fill(st.root.children!, "/", s.root);
+    st.current = s.index;
+    for (const [action, index, key, dir, value, exp, ci, refresh, p] of s.history) {
+      const prev = p === null ? null : new PrevNode(p[0] ?? undefined, p[1], p[2], p[3]);
+      st.hub.history.add(new KvEvent(action, index, key, dir === 1, value ?? undefined, exp, ci, prev, refresh === 1));
+    }
+    for (const n of STAT_NAMES) st.counters[n] = s.stats[n] ?? 0;
+    return st;
+  }
+}
+
+export type { StoreEvent };
