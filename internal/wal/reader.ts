@@ -24,12 +24,16 @@ export function scanSegment(buf: Uint8Array, file: string, seed: number | null, 
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let crc = seed ?? 0;
   let off = 0;
-  const torn = (): ScanResult => ({ end: off, crc, torn: true });
+  const torn = (): ScanResult => {
+    // a segment's header is synced before the segment is renamed into place: it cannot be torn
+    if (off === 0) throw corrupt("damaged segment header", file, off);
+    return { end: off, crc, torn: true };
+  };
   for (;;) {
     if (off + LEN_BYTES > buf.length) {
       if (off === buf.length && off > 0) break;
-      if (isLast && off > 0) return torn();
-      throw corrupt(off === 0 ? "empty segment" : "truncated length word", file, off);
+      if (isLast) return torn();
+      throw corrupt("truncated length word", file, off);
     }
     const len = view.getUint32(off, true);
     const check = view.getUint32(off + 4, true);

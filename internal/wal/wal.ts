@@ -1,5 +1,5 @@
 // The write-ahead log: etcd's design (segments, rolling crc, torn-tail repair, MustSync), our bytes.
-import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
+import { mkdir, open, rename, rm, rmdir, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Entry, HardState } from "../kv/types.ts";
 import { logger } from "../log/log.ts";
@@ -135,7 +135,10 @@ export class Wal {
       await fh.close();
     }
     await fsyncDir(tmp);
-    await rm(dir, { recursive: true, force: true }); // no segments in it (checked above)
+    // rename(2) may replace an empty directory; anything else in dir is not ours to delete
+    await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw new Error(`wal: cannot create in ${dir}: ${err.message}`);
+    });
     await rename(tmp, dir);
     await fsyncDir(dirname(dir));
     return (await Wal.open(dir, { index: 0, term: 0 }, opts)).wal;

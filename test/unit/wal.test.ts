@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, spyOn, test } from "bun:test";
-import { existsSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Entry, HardState } from "../../internal/kv/types.ts";
 import { Wal, WalCorruptError, log as walLog } from "../../internal/wal/wal.ts";
@@ -82,6 +82,21 @@ describe("Wal", () => {
     expect(r.hardState).toBeNull();
     expect(r.entries).toEqual([]);
     await r.wal.close();
+  });
+
+  test("create replaces a half-built WAL from a crash but never deletes foreign files", async () => {
+    const dir = walDir();
+    mkdirSync(`${dir}.tmp`, { recursive: true });
+    writeFileSync(join(`${dir}.tmp`, "0000000000000000-0000000000000000.wal"), "half made");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "notes.txt"), "mine");
+    expect(Wal.create(dir, META)).rejects.toThrow(/cannot create/);
+    expect(readFileSync(join(dir, "notes.txt"), "utf8")).toBe("mine");
+    rmSync(join(dir, "notes.txt"));
+    const wal = await Wal.create(dir, META);
+    await wal.close();
+    expect(existsSync(`${dir}.tmp`)).toBe(false);
+    expect(walFiles(dir)).toEqual(["0000000000000000-0000000000000000.wal"]);
   });
 
   test("round trip of entries, hard state and metadata across segments, then appends after reopen", async () => {
