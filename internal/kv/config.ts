@@ -1,0 +1,105 @@
+// `kv serve` flags: etcd's names, defaults and ETCD_* environment variables, validated into a
+// ServerConfig plus the addresses to listen on.
+import * as v from "valibot";
+import { FlagError, type FlagDef, type FlagValues } from "../flags/flags.ts";
+import { parseInitialCluster } from "./membership.ts";
+import type { ServerConfig } from "./server.ts";
+
+export const kvFlags = {
+  name: { kind: "string", default: "default", description: "Human-readable name for this member" },
+  "data-dir": { kind: "string", default: "", description: "Path to the data directory (default ${name}.etcd)" },
+  "listen-client-urls": { kind: "string", default: "http://localhost:2379", description: "List of URLs to listen on for client traffic" },
+  "advertise-client-urls": { kind: "string", default: "http://localhost:2379", description: "List of this member's client URLs to advertise to the rest of the cluster" },
+  "listen-peer-urls": { kind: "string", default: "http://localhost:2380", description: "List of URLs to listen on for peer traffic" },
+  "initial-advertise-peer-urls": { kind: "string", default: "http://localhost:2380", description: "List of this member's peer URLs to advertise to the rest of the cluster" },
+  "initial-cluster": { kind: "string", default: "default=http://localhost:2380", description: "Initial cluster configuration for bootstrapping" },
+  "initial-cluster-state": { kind: "string", default: "new", description: "Initial cluster state ('new' or 'existing')" },
+  "initial-cluster-token": { kind: "string", default: "etcd-cluster", description: "Initial cluster token for the etcd cluster during bootstrap" },
+  "heartbeat-interval": { kind: "uint", default: 100, description: "Time (in milliseconds) of a heartbeat interval" },
+  "election-timeout": { kind: "uint", default: 1000, description: "Time (in milliseconds) for an election to timeout" },
+  "snapshot-count": { kind: "uint", default: 100000, description: "Number of committed transactions to trigger a snapshot to disk" },
+  "enable-v2": { kind: "bool", default: true, description: "Accept etcd V2 client requests (always on here; accepted for compatibility)" },
+} as const satisfies Record<string, FlagDef>;
+
+const HttpUrl = v.pipe(
+  v.string(),
+  v.url(),
+  v.check((s) => /^https?:\/\//.test(s), "URL scheme must be http or https"),
+  v.check((s) => !s.startsWith("https://"), "https URLs need TLS, which is not built yet"),
+);
+const UrlList = v.pipe(
+  v.string(),
+  v.transform((s) => s.split(",").map((u) => u.trim()).filter((u) => u !== "")),
+  v.minLength(1, "at least one URL is required"),
+  v.array(HttpUrl),
+);
+
+function urls(flag: string, raw: string): string[] {
+  const r = v.safeParse(UrlList, raw);
+  if (!r.success) throw new FlagError(`invalid value "${raw}" for --${flag}: ${r.issues[0].message}`);
+  return r.output;
+}
+
+export interface Listener {
+  hostname: string;
+  port: number;
+}
+
+/** Where Bun should bind for a listen URL; `localhost` binds IPv4 loopback as etcd does. */
+export function listenerFor(url: string): Listener {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return { hostname: host === "localhost" ? "127.0.0.1" : host, port: Number(u.port || (u.protocol === "https:" ? 443 : 80)) };
+}
+
+export interface KvConfig {
+  server: ServerConfig;
+  clientListeners: Listener[];
+  peerListeners: Listener[];
+}
+
+export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
+  if (f["initial-cluster-state"] !== "new" && f["initial-cluster-state"] !== "existing")
+    throw new FlagError(`invalid value "${f["initial-cluster-state"]}" for --initial-cluster-state: want new or existing`);
+  if (f["heartbeat-interval"] === 0) throw new FlagError("--heartbeat-interval must be > 0");
+  if (f["election-timeout"] < 5 * f["heartbeat-interval"])
+    throw new FlagError("--election-timeout must be at least 5 times --heartbeat-interval");
+  if (f["election-timeout"] > 50000) throw new FlagError("--election-timeout is too long, and should be set less than 50 seconds");
+  if (f["snapshot-count"] === 0) throw new FlagError("--snapshot-count must be > 0");
+
+  const advertisePeerUrls = urls("initial-advertise-peer-urls", f["initial-advertise-peer-urls"]);
+  // etcd: with the default cluster string and a custom name, the cluster is just this member.
+  const clusterString =
+    f["initial-cluster"] === kvFlags["initial-cluster"].default && f.name !== "default"
+      ? advertisePeerUrls.map((u) => `${f.name}=${u}`).join(",")
+      : f["initial-cluster"];
+  let initialCluster: Map<string, string[]>;
+  try {
+    initialCluster = parseInitialCluster(clusterString);
+  } catch (e) {
+    throw new FlagError((e as Error).message);
+  }
+  for (const [name, list] of initialCluster) urls(`initial-cluster (member ${name})`, list.join(","));
+  const mine = initialCluster.get(f.name);
+  if (!mine) throw new FlagError(`couldn't find local name "${f.name}" in the initial cluster configuration`);
+  if ([...mine].sort().join(",") !== [...advertisePeerUrls].sort().join(","))
+    throw new FlagError(
+      `--initial-cluster has ${f.name}=${mine.join(",")} but missing from --initial-advertise-peer-urls=${advertisePeerUrls.join(",")}`,
+    );
+  if (initialCluster.size > 1) throw new FlagError("clusters of more than one member are not built yet (Raft is issue 3)");
+
+  return {
+    server: {
+      name: f.name,
+      dataDir: f["data-dir"] || `${f.name}.etcd`,
+      advertiseClientUrls: urls("advertise-client-urls", f["advertise-client-urls"]),
+      advertisePeerUrls,
+      initialCluster,
+      clusterToken: f["initial-cluster-token"],
+      electionMs: f["election-timeout"],
+      snapshotCount: f["snapshot-count"],
+    },
+    clientListeners: urls("listen-client-urls", f["listen-client-urls"]).map(listenerFor),
+    peerListeners: urls("listen-peer-urls", f["listen-peer-urls"]).map(listenerFor),
+  };
+}

@@ -1,0 +1,50 @@
+// Runs a member: opens its data, serves clients and peers, stops cleanly on SIGTERM/SIGINT.
+import { Hono } from "hono";
+import { EtcdServer } from "./server.ts";
+import { clientApp, ETCD_CLUSTER_VERSION, ETCD_VERSION, MAX_BODY_BYTES } from "./http.ts";
+import type { KvConfig, Listener } from "./config.ts";
+import { logger } from "../log/log.ts";
+
+const log = logger("etcdmain");
+
+function peerApp(server: EtcdServer): Hono {
+  const app = new Hono();
+  app.get("/version", (c) => c.json({ etcdserver: ETCD_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }));
+  app.get("/members", (c) => c.json(server.members()));
+  return app;
+}
+
+function listen(l: Listener, fetch: (req: Request) => Response | Promise<Response>, what: string) {
+  const s = Bun.serve({
+    hostname: l.hostname,
+    port: l.port,
+    fetch,
+    // Above our own limit so the handler, not Bun, answers with etcd's error.
+    maxRequestBodySize: 4 * MAX_BODY_BYTES,
+    // Watches wait for events for as long as the client likes.
+    idleTimeout: 0,
+  });
+  log.info(`serving ${what} on http://${l.hostname}:${s.port}`);
+  return s;
+}
+
+export async function serve(cfg: KvConfig): Promise<void> {
+  const server = await EtcdServer.open(cfg.server);
+  const clients = clientApp(server);
+  const peers = peerApp(server);
+  const listeners = [
+    ...cfg.peerListeners.map((l) => listen(l, peers.fetch, "peer traffic")),
+    ...cfg.clientListeners.map((l) => listen(l, clients.fetch, "client requests")),
+  ];
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log.info(`received ${sig}, shutting down`);
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  for (const l of listeners) l.stop(true);
+  await server.stop();
+  log.info("stopped");
+}
