@@ -1,0 +1,42 @@
+// Entry point of the multi-call binary: the program name (etcd, etcdctl, ...) or the first
+// argument picks the tool; each tool's file parses its own flags.
+import { defineCommand, runMain } from "citty";
+import { dispatch, TOOLS, type Tool } from "./tools.ts";
+import pkg from "../package.json" with { type: "json" };
+import { ETCD_VERSION } from "../internal/kv/http.ts";
+
+async function run(tool: Tool, args: string[]): Promise<number> {
+  switch (tool) {
+    case "kv":
+      return (await import("./kv.ts")).runKv(args);
+    case "ctl":
+      return (await import("./ctl.ts")).runCtl(args);
+    default:
+      process.stderr.write(`coreos: ${tool} is not built yet in this version (${pkg.version})\n`);
+      return 2;
+  }
+}
+
+const d = dispatch(process.argv0, process.argv.slice(2));
+if (d.tool !== null) {
+  process.exit(await run(d.tool, d.args));
+} else {
+  const main = defineCommand({
+    meta: {
+      name: "coreos",
+      version: `${pkg.version} (etcd API v2, etcd server ${ETCD_VERSION})`,
+      description: "The coreos userland in one binary. Symlink it as etcd, etcdctl, fleetd, fleetctl, locksmithd, locksmithctl, update_engine, update_engine_client or coreos-cloudinit to run that tool.",
+    },
+    subCommands: Object.fromEntries(
+      Object.entries(TOOLS).map(([name, description]) => [name, defineCommand({ meta: { name, description } })]),
+    ),
+    run({ rawArgs }) {
+      if (rawArgs.length > 0) {
+        process.stderr.write(`coreos: unknown command "${rawArgs[0]}" (try: coreos --help)\n`);
+        process.exit(2);
+      }
+    },
+  });
+  if (d.args.length === 0) d.args.push("--help");
+  await runMain(main, { rawArgs: d.args });
+}
