@@ -1,7 +1,9 @@
-// WAL latency/throughput: `bun test/bench/wal.ts [dir] [segmentMB]` (not part of the test suite).
+// Raw write+fdatasync cost by preallocation method, then WAL latency/throughput: `bun test/bench/wal.ts [dir] [segmentMB]` (not part of the test suite).
 // 1 writer: sequential saves of one ~150-byte entry + hard state. 64 writers: concurrent saves.
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
+import { preallocate, writeZeros } from "../../internal/wal/segment.ts";
 import { Wal } from "../../internal/wal/wal.ts";
 
 const base = process.argv[2] ?? "/var/tmp/coreos-walbench";
@@ -40,6 +42,37 @@ async function run(writers: number, total: number, inlineWriteMax?: number): Pro
   await wal.close();
   rmSync(dir, { recursive: true, force: true });
 }
+
+/** 160-byte write + fdatasync in a loop: growing file vs fallocate vs zeros written up front. */
+async function raw(mode: "append" | "fallocate" | "zeros", n = 3000): Promise<void> {
+  mkdirSync(base, { recursive: true });
+  const path = join(base, `raw-${mode}`);
+  rmSync(path, { force: true });
+  const fh = await open(path, "w+");
+  let t = performance.now();
+  if (mode === "fallocate") await preallocate(fh, segmentSize);
+  if (mode === "zeros") await writeZeros(fh, 0, segmentSize);
+  await fh.datasync();
+  const prep = performance.now() - t;
+  const rec = new Uint8Array(160).fill(7);
+  const lat: number[] = [];
+  for (let i = 0; i < n; i++) {
+    t = performance.now();
+    await fh.write(rec, 0, rec.length, i * rec.length);
+    await fh.datasync();
+    lat.push(performance.now() - t);
+  }
+  await fh.close();
+  rmSync(path, { force: true });
+  lat.sort((a, b) => a - b);
+  const mean = lat.reduce((a, b) => a + b, 0) / n;
+  console.log(
+    `raw ${mode.padEnd(9)} write+fdatasync: mean ${mean.toFixed(3)} ms  p50 ${pct(lat, 0.5).toFixed(3)} ms  ` +
+      `p99 ${pct(lat, 0.99).toFixed(3)} ms  (preparing the file: ${prep.toFixed(1)} ms)`,
+  );
+}
+
+for (let round = 0; round < 2; round++) for (const m of ["append", "fallocate", "zeros"] as const) await raw(m);
 
 // inlineWriteMax 0 = every append through the thread pool, for comparison with the default
 for (let round = 0; round < 2; round++) {
