@@ -110,7 +110,9 @@ async function start(cmd: string[], o: ServerOptions): Promise<Server> {
 
 /** Our `coreos kv serve` (the compiled binary) as a single member. */
 export function startOurs(o: ServerOptions = {}): Promise<Server> {
-  return start([BIN, "kv", "serve"], o);
+  // COREOS_CMD (e.g. "bun cmd/coreos.ts") runs the sources instead of the compiled binary.
+  const cmd = process.env.COREOS_CMD?.split(" ") ?? [BIN];
+  return start([...cmd, "kv", "serve"], o);
 }
 
 /** The real etcd (Debian etcd-server) with the v2 API on, as a single member. */

@@ -126,6 +126,8 @@ function normalize(value: unknown, base: number): unknown {
       else if (k === "ttl" && typeof v === "number") out[k] = Math.round(v / 10) * 10;
       else if (k === "key" && typeof v === "string") out[k] = v.replace(/\/(\d{20})$/, (_, d) => `/#${Number(d) - base}`);
       else if (k === "leader") out[k] = "<id>";
+      else if (k === "cause" && typeof v === "string")
+        out[k] = v.replace(/\[(\d+) != (\d+)\]/g, (_, a, b) => `[${a} != ${Number(b) - base}]`);
       else out[k] = normalize(v, base);
     }
     return out;
@@ -140,8 +142,15 @@ async function ask(s: Server, base: number, step: Step): Promise<Answer> {
     init.body = step.body;
     init.headers = { "Content-Type": "application/x-www-form-urlencoded" };
   }
-  const r = await fetch(s.url + path, { ...init, signal: AbortSignal.timeout(3000) });
-  const text = await r.text();
+  let r: Response;
+  let text: string;
+  try {
+    r = await fetch(s.url + path, { ...init, signal: AbortSignal.timeout(3000) });
+    text = await r.text();
+  } catch (e) {
+    // A watch that should have hit the history but waits instead shows up here.
+    return { status: -1, headers: {}, body: String(e) };
+  }
   const headers: Record<string, string> = {};
   for (const h of ["content-type", "x-etcd-index", "allow", "access-control-allow-origin"]) {
     const v = r.headers.get(h);

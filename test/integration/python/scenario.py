@@ -19,9 +19,15 @@ def rel(i):
     return None if i is None else i - base
 
 
+def relkey(k):
+    # in-order keys are named by their absolute index
+    head, _, tail = k.rpartition("/")
+    return f"{head}/#{int(tail) - base}" if len(tail) == 20 and tail.isdigit() else k
+
+
 def node(r):
     return {
-        "key": r.key,
+        "key": relkey(r.key),
         "value": r.value,
         "dir": r.dir,
         "action": r.action,
