@@ -7,17 +7,14 @@ import type { EtcdServer } from "./server.ts";
 import type { StoreEvent } from "./types.ts";
 import { goDuration } from "./duration.ts";
 import { cleanPath } from "./paths.ts";
+import { membersApp } from "./members-http.ts";
+import { CORS, messageResponse, text } from "./respond.ts";
 
 export const ETCD_VERSION = "3.4.23";
 export const ETCD_CLUSTER_VERSION = "3.4.0";
 /** Bodies past this are refused before parsing (the issue's 1.5 MiB request limit, etcd's v3 limit). */
 export const MAX_BODY_BYTES = 1.5 * 1024 * 1024;
 
-const CORS: Record<string, string> = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Methods": "POST, GET, OPTIONS, PUT, DELETE",
-  "Access-Control-Allow-Headers": "accept, content-type, authorization",
-};
 const KEYS_PREFIX = "/v2/keys";
 const encoder = new TextEncoder();
 
@@ -45,16 +42,7 @@ function errorResponse(server: EtcdServer, e: unknown): Response {
   return new Response(`${JSON.stringify(err)}\n`, { status: err.status, headers: jsonHeaders(server, err.index, false) });
 }
 
-function messageResponse(status: number, message: string, extra: Record<string, string> = {}): Response {
-  return new Response(`${JSON.stringify({ message })}\n`, {
-    status,
-    headers: { ...CORS, "Content-Type": "application/json", ...extra },
-  });
-}
 
-function text(status: number, body: string, extra: Record<string, string> = {}): Response {
-  return new Response(body, { status, headers: { ...CORS, "Content-Type": "text/plain; charset=utf-8", ...extra } });
-}
 
 async function readForm(req: Request): Promise<string | null> {
   if (req.method !== "PUT" && req.method !== "POST") return null;
@@ -145,10 +133,6 @@ async function handleKeys(server: EtcdServer, req: Request, rawKey: string, quer
   }
 }
 
-function memberJSON(server: EtcdServer) {
-  return server.members();
-}
-
 export function clientApp(server: EtcdServer): Hono {
   const app = new Hono();
   const clusterHeader = () => ({ "X-Etcd-Cluster-Id": server.clusterId });
@@ -184,18 +168,7 @@ export function clientApp(server: EtcdServer): Hono {
     }
   }
 
-  app.get("/v2/members", (c) =>
-    c.body(`${JSON.stringify({ members: memberJSON(server) })}\n`, 200, {
-      ...CORS,
-      ...clusterHeader(),
-      "Content-Type": "application/json",
-    }),
-  );
-  app.get("/v2/members/leader", (c) => {
-    const leader = server.members().find((m) => m.id === server.leaderId);
-    if (!leader) return messageResponse(503, "During election", clusterHeader());
-    return c.body(`${JSON.stringify(leader)}\n`, 200, { ...CORS, ...clusterHeader(), "Content-Type": "application/json" });
-  });
+  app.route("/v2/members", membersApp(server));
   app.on(["GET", "HEAD"], "/v2/machines", () =>
     text(200, server.members().flatMap((m) => m.clientURLs).join(", ")),
   );
@@ -206,10 +179,10 @@ export function clientApp(server: EtcdServer): Hono {
       {
         name: server.cfg.name,
         id: server.id,
-        state: "StateLeader",
+        state: server.state,
         startTime: server.startTime.toISOString(),
         leaderInfo: {
-          leader: server.leaderId,
+          leader: server.leaderId ?? "",
           uptime: goDuration(Date.now() - server.startTime.getTime()),
           startTime: server.startTime.toISOString(),
         },
@@ -219,9 +192,13 @@ export function clientApp(server: EtcdServer): Hono {
       false,
     ),
   );
-  app.get("/v2/stats/leader", (c) => json(c, { leader: server.leaderId, followers: {} }, false));
+  app.get("/v2/stats/leader", (c) =>
+    server.leaderId
+      ? json(c, { leader: server.leaderId, followers: {} }, false)
+      : messageResponse(403, "not current leader"),
+  );
   app.get("/version", (c) => json(c, { etcdserver: ETCD_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }, false));
-  app.get("/health", () => text(200, `{"health":"true"}`));
+  app.get("/health", () => (server.leaderId ? text(200, `{"health":"true"}`) : text(503, `{"health":"false"}`)));
   app.notFound(() => text(404, "404 page not found\n"));
   app.onError((e) => errorResponse(server, e));
   return app;

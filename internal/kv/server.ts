@@ -9,6 +9,7 @@ import { EtcdError, ErrorCode } from "./errors.ts";
 import { Store } from "./store.ts";
 import type { Command, Entry, HardState, Proposal, StoreEvent } from "./types.ts";
 import { clusterId, type Member, memberId } from "./membership.ts";
+import { Cluster, type ClusterState, type ConfChange } from "./cluster.ts";
 import { Wal } from "../wal/wal.ts";
 import { Snapshotter } from "../snap/snapshotter.ts";
 import { logger } from "../log/log.ts";
@@ -27,9 +28,12 @@ export interface ServerConfig {
   snapshotCount: number;
 }
 
+/** What an entry carries: a store command (type 0) or a membership change (type 1). */
+type Work = { cmd: Command } | { conf: ConfChange };
+
 interface Pending {
   entry: Entry;
-  cmd: Command;
+  work: Work;
   resolve: (e: StoreEvent | null) => void;
   reject: (e: unknown) => void;
 }
@@ -63,6 +67,7 @@ export class EtcdServer {
   private constructor(
     readonly cfg: ServerConfig,
     readonly store: Store,
+    readonly cluster: Cluster,
     private readonly wal: Wal,
     private readonly snapshotter: Snapshotter,
     readonly id: string,
@@ -78,13 +83,22 @@ export class EtcdServer {
     const snapshotter = new Snapshotter(snapDir);
 
     const snap = await snapshotter.loadNewest();
-    const store = snap ? Store.fromSnapshot(decoder.decode(snap.data)) : new Store();
-    if (snap) log.info(`recovered store from snapshot at raft index ${snap.index} (etcd index ${store.index})`);
+    let store = new Store();
+    let cluster = new Cluster();
+    if (snap) {
+      // Membership on the first line, the store after it (JSON has no raw newlines).
+      const text = decoder.decode(snap.data);
+      const nl = text.indexOf("\n");
+      cluster = Cluster.from(JSON.parse(text.slice(0, nl)) as ClusterState);
+      store = Store.fromSnapshot(text.slice(nl + 1));
+      log.info(`recovered store from snapshot at raft index ${snap.index} (etcd index ${store.index})`);
+    }
 
     let wal: Wal;
     let meta: WalMetadata;
     let hs: HardState | null = null;
     let entries: Entry[] = [];
+    let bootstrap: Entry[] = [];
     if (Wal.exists(walDir)) {
       const opened = await Wal.open(walDir, { index: snap?.index ?? 0, term: snap?.term ?? 0 });
       wal = opened.wal;
@@ -93,13 +107,23 @@ export class EtcdServer {
       entries = opened.entries;
     } else {
       const id = memberId(cfg.advertisePeerUrls, cfg.clusterToken);
-      const ids = [...cfg.initialCluster.values()].map((urls) => memberId(urls, cfg.clusterToken));
-      meta = { memberId: id, clusterId: clusterId(ids.length > 0 ? ids : [id]) };
+      const initial = [...cfg.initialCluster.values()].map((urls) => ({
+        id: memberId(urls, cfg.clusterToken),
+        name: "",
+        peerURLs: urls,
+        clientURLs: [],
+      }));
+      meta = { memberId: id, clusterId: clusterId(initial.map((m) => m.id)) };
       wal = await Wal.create(walDir, encoder.encode(JSON.stringify(meta)));
+      // As in Raft's bootstrap: the initial members are the first, already committed, entries.
+      bootstrap = initial.map((member, i) => confEntry(i + 1, 1, { type: "add", member }));
+      await wal.save({ term: 1, vote: 0, commit: bootstrap.length }, bootstrap);
+      entries = bootstrap;
+      hs = { term: 1, vote: 0, commit: bootstrap.length };
       log.info(`created new member ${meta.memberId} in cluster ${meta.clusterId}`);
     }
 
-    const server = new EtcdServer(cfg, store, wal, snapshotter, meta.memberId, meta.clusterId);
+    const server = new EtcdServer(cfg, store, cluster, wal, snapshotter, meta.memberId, meta.clusterId);
     server.snapshotIndex = snap?.index ?? 0;
     server.appliedIndex = server.commitIndex = server.lastIndex = snap?.index ?? 0;
     server.term = Math.max(hs?.term ?? 0, snap?.term ?? 0);
@@ -108,51 +132,77 @@ export class EtcdServer {
     let replayed = 0;
     for (const e of entries) {
       if (e.index > commit) break;
-      server.applyEntry(e.index, e.type === 0 ? (JSON.parse(decoder.decode(e.data)) as Proposal).cmd : null);
+      server.applyEntry(e.index, decodeWork(e));
       server.lastIndex = server.commitIndex = e.index;
       replayed++;
     }
-    if (replayed > 0) log.info(`replayed ${replayed} log entries up to raft index ${server.commitIndex}`);
+    if (replayed > bootstrap.length) log.info(`replayed ${replayed} log entries up to raft index ${server.commitIndex}`);
     // A restarted single member wins the election of a new term.
     server.term += 1;
     server.syncTimer = setInterval(() => server.maybeExpire(), SYNC_INTERVAL_MS);
-    log.info(`member ${server.id} is leader at term ${server.term}, etcd index ${store.index}`);
+    if (server.leaderId) log.info(`member ${server.id} is leader at term ${server.term}, etcd index ${store.index}`);
+    else log.warn(`member ${server.id} has no quorum: ${cluster.size} voters and no peers yet`);
+    server.publish();
     return server;
   }
 
-  get leaderId(): string {
-    return this.id;
+  /**
+   * Without a peer transport (Raft comes later) only this member acknowledges entries: with more
+   * than one voter nothing commits and there is no leader, exactly as etcd with its peers down.
+   */
+  get leaderId(): string | null {
+    return this.cluster.size === 1 && this.cluster.get(this.id) ? this.id : null;
+  }
+
+  get state(): "StateLeader" | "StateCandidate" {
+    return this.leaderId ? "StateLeader" : "StateCandidate";
   }
 
   members(): Member[] {
-    return [
-      {
-        id: this.id,
-        name: this.cfg.name,
-        peerURLs: this.cfg.advertisePeerUrls,
-        clientURLs: this.cfg.advertiseClientUrls,
-      },
-    ];
+    return this.cluster.list();
+  }
+
+  /** A member counts as started once its name is published (etcd's IsStarted). */
+  isStarted = (id: string): boolean => (this.cluster.get(id)?.name ?? "") !== "";
+
+  /** Publishes this member's name and client URLs if the cluster has others on record. */
+  private publish(): void {
+    const me = this.cluster.get(this.id);
+    if (!me) return;
+    const clientURLs = this.cfg.advertiseClientUrls;
+    if (me.name === this.cfg.name && me.clientURLs.join(",") === clientURLs.join(",")) return;
+    this.enqueue({ conf: { type: "attributes", id: this.id, name: this.cfg.name, clientURLs } }).catch((e) =>
+      log.warn(`publishing member attributes failed: ${(e as Error).message}`),
+    );
+  }
+
+  /** Runs a membership change through the log; resolves once applied. */
+  async changeMembership(conf: ConfChange): Promise<void> {
+    await this.enqueue({ conf });
   }
 
   /** Puts a mutation (or a quorum read) through the log; resolves with its event once applied. */
   async propose(cmd: Exclude<Command, { op: "sync" }>): Promise<StoreEvent> {
-    return (await this.enqueue(cmd))!;
+    return (await this.enqueue({ cmd }))!;
   }
 
-  private enqueue(cmd: Command): Promise<StoreEvent | null> {
+  private enqueue(work: Work): Promise<StoreEvent | null> {
     if (this.stopped) return Promise.reject(new EtcdError(ErrorCode.RaftInternal, "etcdserver: server stopped", 0));
+    const timedOut = () => new EtcdError(ErrorCode.RaftInternal, "etcdserver: request timed out", 0);
+    if (!this.leaderId) {
+      // No quorum: the proposal can never commit; answer as etcd does when its request times out.
+      return new Promise((_, reject) => setTimeout(() => reject(timedOut()), this.requestTimeoutMs));
+    }
     const index = ++this.lastIndex;
-    const proposal: Proposal = { id: `${this.id}-${++this.proposalSeq}`, cmd };
-    const entry: Entry = { term: this.term, index, type: 0, data: encoder.encode(JSON.stringify(proposal)) };
+    const entry =
+      "cmd" in work
+        ? normalEntry(index, this.term, { id: `${this.id}-${++this.proposalSeq}`, cmd: work.cmd })
+        : confEntry(index, this.term, work.conf);
     return new Promise<StoreEvent | null>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new EtcdError(ErrorCode.RaftInternal, "etcdserver: request timed out", 0)),
-        this.requestTimeoutMs,
-      );
+      const timer = setTimeout(() => reject(timedOut()), this.requestTimeoutMs);
       this.queue.push({
         entry,
-        cmd,
+        work,
         resolve: (e) => {
           clearTimeout(timer);
           resolve(e);
@@ -189,7 +239,7 @@ export class EtcdServer {
         this.commitIndex = last;
         for (const p of batch) {
           try {
-            p.resolve(this.applyEntry(p.entry.index, p.cmd));
+            p.resolve(this.applyEntry(p.entry.index, p.work));
           } catch (e) {
             p.reject(e);
           }
@@ -206,10 +256,14 @@ export class EtcdServer {
     }
   }
 
-  /** Applies one committed entry; returns the store event (none for sync entries). */
-  private applyEntry(index: number, cmd: Command | null): StoreEvent | null {
+  /** Applies one committed entry; returns the store event (none for sync and membership entries). */
+  private applyEntry(index: number, work: Work): StoreEvent | null {
     this.appliedIndex = index;
-    if (cmd === null) return null;
+    if ("conf" in work) {
+      this.cluster.apply(work.conf);
+      return null;
+    }
+    const cmd = work.cmd;
     if (cmd.op === "sync") {
       this.store.deleteExpired(cmd.time);
       return null;
@@ -225,7 +279,7 @@ export class EtcdServer {
     const now = Date.now();
     if (next === null || next > now || this.expiring || this.stopped) return;
     this.expiring = true;
-    this.enqueue({ op: "sync", time: now })
+    this.enqueue({ cmd: { op: "sync", time: now } })
       .catch((e) => log.warn(`expiry sync failed: ${(e as Error).message}`))
       .finally(() => {
         this.expiring = false;
@@ -237,7 +291,7 @@ export class EtcdServer {
     this.snapshotting = true;
     const index = this.appliedIndex;
     const term = this.term;
-    const data = encoder.encode(this.store.toSnapshot());
+    const data = encoder.encode(`${JSON.stringify(this.cluster.toJSON())}\n${this.store.toSnapshot()}`);
     void (async () => {
       try {
         await this.snapshotter.save({ index, term, data });
@@ -260,4 +314,17 @@ export class EtcdServer {
     while (this.flushing || this.snapshotting) await Bun.sleep(5);
     await this.wal.close();
   }
+}
+
+function normalEntry(index: number, term: number, proposal: Proposal): Entry {
+  return { term, index, type: 0, data: encoder.encode(JSON.stringify(proposal)) };
+}
+
+function confEntry(index: number, term: number, conf: ConfChange): Entry {
+  return { term, index, type: 1, data: encoder.encode(JSON.stringify(conf)) };
+}
+
+function decodeWork(e: Entry): Work {
+  const parsed = JSON.parse(decoder.decode(e.data)) as Proposal | ConfChange;
+  return e.type === 1 ? { conf: parsed as ConfChange } : { cmd: (parsed as Proposal).cmd };
 }
