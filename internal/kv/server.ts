@@ -148,10 +148,19 @@ export class EtcdServer {
 
   /**
    * Without a peer transport (Raft comes later) only this member acknowledges entries: with more
-   * than one voter nothing commits and there is no leader, exactly as etcd with its peers down.
+   * than one voter nothing commits, exactly as etcd with its peers down.
    */
+  get hasQuorum(): boolean {
+    return this.cluster.size === 1 && this.cluster.get(this.id) !== undefined;
+  }
+
+  /** When quorum went, the leader keeps its role for one election timeout (Raft's CheckQuorum). */
+  private quorumLostAt: number | null = null;
+
   get leaderId(): string | null {
-    return this.cluster.size === 1 && this.cluster.get(this.id) ? this.id : null;
+    if (this.hasQuorum) return this.id;
+    if (this.quorumLostAt !== null && Date.now() - this.quorumLostAt < this.cfg.electionMs) return this.id;
+    return null;
   }
 
   get state(): "StateLeader" | "StateCandidate" {
@@ -189,7 +198,7 @@ export class EtcdServer {
   private enqueue(work: Work): Promise<StoreEvent | null> {
     if (this.stopped) return Promise.reject(new EtcdError(ErrorCode.RaftInternal, "etcdserver: server stopped", 0));
     const timedOut = () => new EtcdError(ErrorCode.RaftInternal, "etcdserver: request timed out", 0);
-    if (!this.leaderId) {
+    if (!this.hasQuorum) {
       // No quorum: the proposal can never commit; answer as etcd does when its request times out.
       return new Promise((_, reject) => setTimeout(() => reject(timedOut()), this.requestTimeoutMs));
     }
@@ -260,7 +269,9 @@ export class EtcdServer {
   private applyEntry(index: number, work: Work): StoreEvent | null {
     this.appliedIndex = index;
     if ("conf" in work) {
+      const had = this.hasQuorum;
       this.cluster.apply(work.conf);
+      if (had && !this.hasQuorum) this.quorumLostAt = Date.now();
       return null;
     }
     const cmd = work.cmd;
