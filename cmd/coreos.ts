@@ -12,6 +12,10 @@ async function run(tool: Tool, args: string[]): Promise<number> {
     case "ctl":
       return (await import("./ctl.ts")).runCtl(args);
     default:
+      if (args.includes("--help") || args.includes("-h")) {
+        process.stdout.write(`coreos ${tool}: ${TOOLS[tool]}\n\nNot built yet in this version (${pkg.version}).\n`);
+        return 0;
+      }
       process.stderr.write(`coreos: ${tool} is not built yet in this version (${pkg.version})\n`);
       return 2;
   }
