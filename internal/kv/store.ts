@@ -113,9 +113,9 @@ export class Store {
           throw new Error(`unknown store command ${(cmd as { op: string }).op}`);
       }
     } catch (err) {
+      // etcd 3.4 miscounts some failures (a create's failed parent walk also bumps setsFail; an
+      // update/CAD refused after the lookup counts as a success); we count what happened
       this.counters[fail]++;
-      // etcd's create path counts a failed parent walk as a failed set as well (obs)
-      if (cmd.op === "create" && err instanceof EtcdError && err.errorCode === 104) this.counters.setsFail++;
       throw err;
     }
     this.counters[ok]++;
