@@ -481,6 +481,8 @@ describe("refresh", () => {
     expect(got.map((g) => g.index)).toEqual([3]);
     expect(live).toEqual(["set3"]);
     expect(s.stats().updateSuccess).toBe(1);
+    // a value sent with a refresh is ignored (the HTTP layer refuses it earlier with 211)
+    expect(s.apply(update("/r", "ignored", { refresh: true, expireAt: NOW + 1000 })).toJSON(NOW).node.value).toBe("w");
   });
 
   test("CAS refresh keeps the value and is not delivered", () => {
