@@ -25,11 +25,11 @@ export function normExpire(at: number | null): number {
 }
 
 // A path already clean needs no allocation; most keys are.
-const UNCLEAN = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
+const UNCLEAN = /\/\/|\/\.\.?(?:\/|$)/;
 
 /** Go's path.Clean(path.Join("/", p)). */
 export function normalizeKey(p: string): string {
-  if (p.charCodeAt(0) === 47 && !UNCLEAN.test(p)) return p;
+  if (p.charCodeAt(0) === 47 && (p.length === 1 || p.charCodeAt(p.length - 1) !== 47) && !UNCLEAN.test(p)) return p;
   const out: string[] = [];
   for (const c of p.split("/")) {
     if (c === "" || c === ".") continue;

@@ -72,6 +72,15 @@ export class Store {
     return this.current;
   }
 
+  /** Called with the error of a watch callback that threw; that watcher is cancelled. */
+  get onWatcherError(): ((err: unknown) => void) | null {
+    return this.hub.onError;
+  }
+
+  set onWatcherError(f: ((err: unknown) => void) | null) {
+    this.hub.onError = f;
+  }
+
   get(key: string, recursive: boolean, sorted: boolean): GetEvent {
     try {
       const e = this.doGet(normalizeKey(key), recursive, sorted);
@@ -84,7 +93,9 @@ export class Store {
   }
 
   apply(cmd: Exclude<Command, { op: "sync" }>): KvEvent | GetEvent {
-    const [ok, fail] = SUCCESS[cmd.op];
+    const names = SUCCESS[cmd.op];
+    if (names === undefined) throw new Error(`unknown store command ${(cmd as { op: string }).op}`);
+    const [ok, fail] = names;
     let e: KvEvent | GetEvent;
     try {
       switch (cmd.op) {
@@ -110,7 +121,7 @@ export class Store {
           e = this.compareAndDelete(normalizeKey(cmd.key), cmd.prevValue, cmd.prevIndex);
           break;
         default:
-          throw new Error(`unknown store command ${(cmd as { op: string }).op}`);
+          throw new Error("unreachable");
       }
     } catch (err) {
       // etcd 3.4 miscounts some failures (a create's failed parent walk also bumps setsFail; an

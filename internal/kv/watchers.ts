@@ -32,7 +32,7 @@ class WatcherImpl implements Watcher {
   pending: KvEvent[] | null = null;
   done = false;
   constructor(
-    private readonly hub: WatcherHub,
+    readonly hub: WatcherHub,
     readonly recursive: boolean,
     readonly stream: boolean,
     readonly sinceIndex: number,
@@ -67,14 +67,16 @@ export function matches(e: KvEvent, key: string, recursive: boolean): boolean {
   return e.dir && (e.action === "delete" || e.action === "expire") && isUnder(key, k);
 }
 
-/** Errors of a watcher's callback must not abort the mutation that is notifying. */
+/**
+ * A callback that throws must not abort the mutation that is notifying (the store has changed
+ * already), nor crash the process from a microtask: its consumer is treated as gone.
+ */
 function safeDeliver(w: WatcherImpl, e: KvEvent): void {
   try {
     w.deliver(e);
   } catch (err) {
-    queueMicrotask(() => {
-      throw err;
-    });
+    w.cancel();
+    w.hub.onError?.(err);
   }
 }
 
@@ -82,6 +84,8 @@ export class WatcherHub {
   private readonly root = new WatchNode(null, "");
   /** registered live watchers (stats().watchers) */
   count = 0;
+  /** told about callbacks that threw (their watchers are cancelled) */
+  onError: ((err: unknown) => void) | null = null;
 
   constructor(readonly history: EventHistory) {}
 

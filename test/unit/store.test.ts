@@ -63,6 +63,9 @@ describe("normalizeKey", () => {
     ["/a/..b/.c", "/a/..b/.c"],
     ["/e/k/", "/e/k"],
     ["/_h/x", "/_h/x"],
+    ["/a\n/", "/a\n"],
+    ["/a b/\u00e9/", "/a b/\u00e9"],
+    ["/a/.../b", "/a/.../b"],
   ])("%p -> %p", (input, want) => {
     expect(normalizeKey(input)).toBe(want);
   });
@@ -705,6 +708,28 @@ describe("watch", () => {
     expect(got).toEqual(["w1 1"]);
     s.apply(set("/k", "2"));
     expect(got).toEqual(["w1 1", "w3 2"]);
+  });
+
+  test("a callback that throws is cancelled and reported; the write and other watchers go on", async () => {
+    const s = new Store();
+    const errors: unknown[] = [];
+    s.onWatcherError = (err) => errors.push(err);
+    const got: number[] = [];
+    s.watch("/k", { recursive: false, stream: true, sinceIndex: 0 }, () => {
+      throw new Error("consumer gone");
+    });
+    s.watch("/k", { recursive: false, stream: true, sinceIndex: 0 }, (e) => got.push(e.index));
+    expect(s.apply(set("/k", "1")).index).toBe(1);
+    s.apply(set("/k", "2"));
+    expect(got).toEqual([1, 2]);
+    expect(errors.map((e) => (e as Error).message)).toEqual(["consumer gone"]);
+    expect(s.stats().watchers).toBe(1);
+    s.watch("/k", { recursive: false, stream: true, sinceIndex: 1 }, () => {
+      throw new Error("history consumer gone");
+    });
+    await flush();
+    expect(errors.length).toBe(2);
+    expect(s.stats().watchers).toBe(1);
   });
 
   test("the watched key is normalised", () => {
