@@ -19,13 +19,20 @@ export const kvFlags = {
   "election-timeout": { kind: "uint", default: 1000, description: "Time (in milliseconds) for an election to timeout" },
   "snapshot-count": { kind: "uint", default: 100000, description: "Number of committed transactions to trigger a snapshot to disk" },
   "enable-v2": { kind: "bool", default: true, description: "Accept etcd V2 client requests (always on here; accepted for compatibility)" },
+  "cert-file": { kind: "string", default: "", description: "Path to the client server TLS cert file" },
+  "key-file": { kind: "string", default: "", description: "Path to the client server TLS key file" },
+  "client-cert-auth": { kind: "bool", default: false, description: "Enable client cert authentication" },
+  "trusted-ca-file": { kind: "string", default: "", description: "Path to the client server TLS trusted CA cert file" },
+  "peer-cert-file": { kind: "string", default: "", description: "Path to the peer server TLS cert file" },
+  "peer-key-file": { kind: "string", default: "", description: "Path to the peer server TLS key file" },
+  "peer-client-cert-auth": { kind: "bool", default: false, description: "Enable peer client cert authentication" },
+  "peer-trusted-ca-file": { kind: "string", default: "", description: "Path to the peer server TLS trusted CA file" },
 } as const satisfies Record<string, FlagDef>;
 
 const HttpUrl = v.pipe(
   v.string(),
   v.url(),
   v.check((s) => /^https?:\/\//.test(s), "URL scheme must be http or https"),
-  v.check((s) => !s.startsWith("https://"), "https URLs need TLS, which is not built yet"),
 );
 const UrlList = v.pipe(
   v.string(),
@@ -40,16 +47,47 @@ function urls(flag: string, raw: string): string[] {
   return r.output;
 }
 
+/** TLS for one side (clients or peers): paths as given on the command line. */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** With clientCertAuth, only clients whose certificate this CA signed get in. */
+  trustedCaFile: string;
+  clientCertAuth: boolean;
+}
+
 export interface Listener {
   hostname: string;
   port: number;
+  tls: TlsFiles | null;
 }
 
 /** Where Bun should bind for a listen URL; `localhost` binds IPv4 loopback as etcd does. */
-export function listenerFor(url: string): Listener {
+export function listenerFor(url: string, tls: TlsFiles | null = null): Listener {
   const u = new URL(url);
   const host = u.hostname.replace(/^\[|\]$/g, "");
-  return { hostname: host === "localhost" ? "127.0.0.1" : host, port: Number(u.port || (u.protocol === "https:" ? 443 : 80)) };
+  const secure = u.protocol === "https:";
+  return {
+    hostname: host === "localhost" ? "127.0.0.1" : host,
+    port: Number(u.port || (secure ? 443 : 80)),
+    tls: secure ? tls : null,
+  };
+}
+
+function tlsFiles(f: FlagValues<typeof kvFlags>, side: "client" | "peer", urls: string[]): TlsFiles | null {
+  const p = side === "peer" ? "peer-" : "";
+  const files: TlsFiles = {
+    certFile: f[`${p}cert-file`],
+    keyFile: f[`${p}key-file`],
+    trustedCaFile: f[`${p}trusted-ca-file`],
+    clientCertAuth: f[`${p}client-cert-auth`],
+  };
+  const https = urls.some((u) => u.startsWith("https://"));
+  if (https && (files.certFile === "" || files.keyFile === ""))
+    throw new FlagError(`TLS key/cert (--${p}cert-file, --${p}key-file) must be provided for ${side} url with HTTPS scheme`);
+  if (files.clientCertAuth && files.trustedCaFile === "")
+    throw new FlagError(`--${p}client-cert-auth needs --${p}trusted-ca-file`);
+  return https ? files : null;
 }
 
 export interface KvConfig {
@@ -99,7 +137,12 @@ export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
       electionMs: f["election-timeout"],
       snapshotCount: f["snapshot-count"],
     },
-    clientListeners: urls("listen-client-urls", f["listen-client-urls"]).map(listenerFor),
-    peerListeners: urls("listen-peer-urls", f["listen-peer-urls"]).map(listenerFor),
+    clientListeners: listeners(f, "client", urls("listen-client-urls", f["listen-client-urls"])),
+    peerListeners: listeners(f, "peer", urls("listen-peer-urls", f["listen-peer-urls"])),
   };
+}
+
+function listeners(f: FlagValues<typeof kvFlags>, side: "client" | "peer", list: string[]): Listener[] {
+  const tls = tlsFiles(f, side, list);
+  return list.map((u) => listenerFor(u, tls));
 }

@@ -19,12 +19,23 @@ function listen(l: Listener, fetch: (req: Request) => Response | Promise<Respons
     hostname: l.hostname,
     port: l.port,
     fetch,
+    tls: l.tls
+      ? {
+          cert: Bun.file(l.tls.certFile),
+          key: Bun.file(l.tls.keyFile),
+          ...(l.tls.trustedCaFile ? { ca: Bun.file(l.tls.trustedCaFile) } : {}),
+          // Without a certificate signed by the trusted CA the handshake fails: nothing reaches a handler.
+          requestCert: l.tls.clientCertAuth,
+          rejectUnauthorized: l.tls.clientCertAuth,
+        }
+      : undefined,
     // Above our own limit so the handler, not Bun, answers with etcd's error.
     maxRequestBodySize: 4 * MAX_BODY_BYTES,
     // Watches wait for events for as long as the client likes.
     idleTimeout: 0,
   });
-  log.info(`serving ${what} on http://${l.hostname}:${s.port}`);
+  log.info(`serving ${what} on ${l.tls ? "https" : "http"}://${l.hostname}:${s.port}`);
+  if (!l.tls) log.warn(`serving insecure ${what} on ${l.hostname}:${s.port}, this is strongly discouraged!`);
   return s;
 }
 

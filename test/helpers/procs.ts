@@ -39,6 +39,9 @@ export interface ServerOptions {
   peerPort?: number;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** Where readiness is polled when the client URL is not plain http on clientPort. */
+  readyUrl?: string;
+  readyTls?: { ca: string; cert: string; key: string };
 }
 
 function etcdArgs(o: Required<Pick<ServerOptions, "name" | "dataDir" | "clientPort" | "peerPort">>): string[] {
@@ -57,12 +60,18 @@ function etcdArgs(o: Required<Pick<ServerOptions, "name" | "dataDir" | "clientPo
 }
 
 /** Polls GET /version until it answers (or the process exits, or the deadline passes). */
-export async function waitReady(url: string, proc: Subprocess, ms = 15000): Promise<void> {
+export async function waitReady(
+  url: string,
+  proc: Subprocess,
+  ms = 15000,
+  tls?: ServerOptions["readyTls"],
+): Promise<void> {
   const deadline = Date.now() + ms;
+  const init = tls ? { tls: { ca: Bun.file(tls.ca), cert: Bun.file(tls.cert), key: Bun.file(tls.key) } } : {};
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode} before it was ready`);
     try {
-      const r = await fetch(`${url}/health`);
+      const r = await fetch(`${url}/health`, init);
       if (r.ok) return;
     } catch {
       // not listening yet
@@ -83,7 +92,7 @@ async function start(cmd: string[], o: ServerOptions): Promise<Server> {
     stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
     env: { ...process.env, ...o.env },
   });
-  const url = `http://127.0.0.1:${clientPort}`;
+  const url = o.readyUrl ?? `http://127.0.0.1:${clientPort}`;
   const server: Server = {
     proc,
     url,
@@ -100,7 +109,7 @@ async function start(cmd: string[], o: ServerOptions): Promise<Server> {
     },
   };
   try {
-    await waitReady(url, proc);
+    await waitReady(url, proc, 15000, o.readyTls);
   } catch (e) {
     proc.kill("SIGKILL");
     throw e;

@@ -52,7 +52,7 @@ describe("kv serve configuration", () => {
     const c = kvConfig(parse(["--name", "n1"]).values);
     expect(c.server.dataDir).toBe("n1.etcd");
     expect([...c.server.initialCluster]).toEqual([["n1", ["http://localhost:2380"]]]);
-    expect(c.clientListeners).toEqual([{ hostname: "127.0.0.1", port: 2379 }]);
+    expect(c.clientListeners).toEqual([{ hostname: "127.0.0.1", port: 2379, tls: null }]);
     expect(c.server.electionMs).toBe(1000);
   });
   test.each([
