@@ -118,11 +118,13 @@ export class Transport {
       throw new EndpointError(ep, "protocol", `unsupported protocol scheme ${JSON.stringify(scheme)}`);
     }
 
+    const limit = action.wait ? 0 : (this.opts.headerTimeout ?? 0);
+    // Below a millisecond no answer can arrive in time (Go's 1ns always times out).
+    if (limit > 0 && limit < 1) throw new EndpointError(ep, "timeout", `client: endpoint ${ep} exceeded header timeout`);
     const ctl = new AbortController();
     const onAbort = () => ctl.abort();
     signal?.addEventListener("abort", onAbort, { once: true });
     let headerTimedOut = false;
-    const limit = action.wait ? 0 : (this.opts.headerTimeout ?? 0);
     const timer =
       limit > 0
         ? setTimeout(() => {
