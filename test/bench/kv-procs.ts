@@ -1,0 +1,231 @@
+// Server processes for the kv benchmark: start either side (optionally with an overriding
+// command), stop with a bound, read /proc figures (RSS, CPU ticks), and track every child process
+// so that an error or Ctrl-C still stops them all.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Subprocess } from "bun";
+import {
+  BIN,
+  cleanup,
+  freePort,
+  startEtcd,
+  startOurs,
+  tempDir,
+  waitReady,
+  type Server,
+} from "../helpers/procs.ts";
+
+export type Side = "etcd" | "ours";
+
+/** Every child we started and have not yet seen exit. */
+const live = new Set<Subprocess>();
+
+export function track<P extends Subprocess>(p: P): P {
+  live.add(p);
+  void p.exited.then(() => live.delete(p));
+  return p;
+}
+
+/** Data dirs (their temp parents) of servers not yet stopped by stopServer. */
+const dirs = new Set<string>();
+
+/** SIGKILL whatever is still running and remove leftover data dirs (error paths, signals). */
+export function killAll(): void {
+  for (const p of live) {
+    try {
+      p.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+  for (const d of dirs) {
+    try {
+      cleanup(d);
+    } catch {
+      // best effort
+    }
+  }
+  dirs.clear();
+}
+
+function splitCmd(s: string): string[] {
+  return s.trim().split(/\s+/).filter((x) => x.length > 0);
+}
+
+/** The command line for a side when overridden by env (BENCH_OURS_CMD / BENCH_ETCD_CMD). */
+export function overrideCmd(side: Side): string[] | undefined {
+  const v = side === "ours" ? process.env.BENCH_OURS_CMD : process.env.BENCH_ETCD_CMD;
+  return v && v.trim() ? splitCmd(v) : undefined;
+}
+
+export function describeCmd(side: Side): string {
+  const o = overrideCmd(side);
+  if (o) return o.join(" ");
+  return side === "ours" ? `${BIN} kv serve` : "etcd --enable-v2=true";
+}
+
+/** Why this side cannot run at all (e.g. the binary is missing), or undefined. */
+export function sideProblem(side: Side): string | undefined {
+  if (side === "ours" && !overrideCmd("ours") && !existsSync(BIN)) {
+    return `${BIN} does not exist (run \`bun build.ts\`, or set BENCH_OURS_CMD / BENCH_ONLY=etcd)`;
+  }
+  return undefined;
+}
+
+/** Same member flags as test/helpers/procs.ts (kept identical for both sides). */
+function memberArgs(name: string, dataDir: string, clientPort: number, peerPort: number): string[] {
+  const c = `http://127.0.0.1:${clientPort}`;
+  const p = `http://127.0.0.1:${peerPort}`;
+  return [
+    "--name", name,
+    "--data-dir", dataDir,
+    "--listen-client-urls", c,
+    "--advertise-client-urls", c,
+    "--listen-peer-urls", p,
+    "--initial-advertise-peer-urls", p,
+    "--initial-cluster", `${name}=${p}`,
+    "--initial-cluster-token", "t1",
+  ];
+}
+
+async function startCmd(cmd: string[], dataDir: string, extraArgs: string[]): Promise<Server> {
+  const name = "n1";
+  const clientPort = freePort();
+  const peerPort = freePort();
+  const proc = Bun.spawn([...cmd, ...memberArgs(name, dataDir, clientPort, peerPort), ...extraArgs], {
+    stdout: "ignore",
+    stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
+    env: { ...process.env },
+  });
+  track(proc);
+  const url = `http://127.0.0.1:${clientPort}`;
+  const server: Server = {
+    proc,
+    url,
+    peerUrl: `http://127.0.0.1:${peerPort}`,
+    dataDir,
+    name,
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+    async kill() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+  try {
+    await waitReady(url, proc);
+  } catch (e) {
+    proc.kill("SIGKILL");
+    throw e;
+  }
+  return server;
+}
+
+/** A fresh single member of one side, with its own data dir. */
+export async function startSide(side: Side, extraArgs: string[]): Promise<Server> {
+  const o = overrideCmd(side);
+  // the data dir is chosen here so that it is known (for cleanup) before the process starts
+  const dataDir = join(tempDir("coreos-bench-"), "n1.etcd");
+  dirs.add(dirname(dataDir));
+  if (o) return startCmd(o, dataDir, extraArgs);
+  const s = side === "ours" ? await startOurs({ dataDir, extraArgs }) : await startEtcd({ dataDir, extraArgs });
+  track(s.proc);
+  return s;
+}
+
+/** SIGTERM, wait at most `ms`, then SIGKILL; removes the data dir. */
+export async function stopServer(s: Server, ms = 5000): Promise<void> {
+  try {
+    if (s.proc.exitCode === null && s.proc.signalCode === null) {
+      s.proc.kill("SIGTERM");
+      const t = await Promise.race([s.proc.exited.then(() => "exited"), Bun.sleep(ms).then(() => "timeout")]);
+      if (t === "timeout") {
+        s.proc.kill("SIGKILL");
+        await Promise.race([s.proc.exited, Bun.sleep(2000)]);
+      }
+    }
+  } finally {
+    // tempDir()/n1.etcd: remove the temp parent as well
+    cleanup(dirname(s.dataDir));
+    dirs.delete(dirname(s.dataDir));
+  }
+}
+
+/** pid and all its descendants (in case a server forks helpers), via /proc/<pid>/task/<t>/children. */
+export function processTree(pid: number): number[] {
+  const out: number[] = [];
+  const todo = [pid];
+  for (let guard = 0; todo.length > 0 && guard < 10_000; guard++) {
+    const p = todo.pop()!;
+    out.push(p);
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue; // gone
+    }
+    for (const t of tasks) {
+      try {
+        const kids = readFileSync(`/proc/${p}/task/${t}/children`, "utf8").trim();
+        if (kids) for (const k of kids.split(/\s+/)) todo.push(Number(k));
+      } catch {
+        // thread gone
+      }
+    }
+  }
+  return out;
+}
+
+export interface MemInfo {
+  /** VmHWM: peak resident set, bytes (summed over the process tree). */
+  peakRss: number;
+  /** VmRSS: current resident set, bytes (summed over the process tree). */
+  rss: number;
+  /** how many processes were summed (1 unless the server forks) */
+  procs: number;
+}
+
+/** VmHWM and VmRSS from /proc/<pid>/status, summed over pid and its descendants. */
+export function readMem(pid: number): MemInfo {
+  let peakRss = 0;
+  let rss = 0;
+  let procs = 0;
+  for (const p of processTree(pid)) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${p}/status`, "utf8");
+    } catch {
+      continue;
+    }
+    const kb = (k: string): number => {
+      const m = new RegExp(`^${k}:\\s+(\\d+)\\s+kB`, "m").exec(text);
+      return m ? Number(m[1]) * 1024 : 0;
+    };
+    peakRss += kb("VmHWM");
+    rss += kb("VmRSS");
+    procs++;
+  }
+  if (procs === 0) throw new Error(`process ${pid} is gone`);
+  return { peakRss, rss, procs };
+}
+
+const CLK_TCK = 100; // Linux USER_HZ
+
+/** user+system CPU seconds consumed so far by a pid and its descendants (0 if gone). */
+export function cpuSeconds(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const text = readFileSync(`/proc/${p}/stat`, "utf8");
+      // fields after "(comm)": state is field 3; utime = 14, stime = 15 (1-based)
+      const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      total += (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
