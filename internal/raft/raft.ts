@@ -173,10 +173,12 @@ export class Raft {
   }
 
   private loadState(hs: HardState): void {
-    if (hs.commit < this.log.committed || hs.commit > this.log.lastIndex()) {
+    if (hs.commit > this.log.lastIndex()) {
       throw new Error(`raft: state.commit ${hs.commit} is out of range [${this.log.committed}, ${this.log.lastIndex()}]`);
     }
-    this.log.committed = hs.commit;
+    // A snapshot is only ever taken of committed state, so a commit index below it (the hard state
+    // written after the snapshot was lost in a crash) means the snapshot's index.
+    this.log.committed = Math.max(hs.commit, this.log.committed);
     this.term = hs.term;
     this.vote = hs.vote;
   }
