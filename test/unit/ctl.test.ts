@@ -99,7 +99,7 @@ describe("output formats", () => {
 
 // --- in-process runs against a fake etcd ---
 
-const servers: Server[] = [];
+const servers: Server<undefined>[] = [];
 afterEach(() => {
   for (const s of servers.splice(0)) s.stop(true);
 });
@@ -121,10 +121,11 @@ function fakeEtcd(): { url: string; seen: string[] } {
   const keys = new Map<string, string>();
   const seen: string[] = [];
   let index = 10;
+  let url = "";
   const s = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    async fetch(req) {
+    async fetch(req): Promise<Response> {
       const u = new URL(req.url);
       seen.push(`${req.method} ${u.pathname}${u.search}`);
       const hdr = { "Content-Type": "application/json", "X-Etcd-Index": String(index) };
@@ -149,7 +150,7 @@ function fakeEtcd(): { url: string; seen: string[] } {
     },
   });
   servers.push(s);
-  const url = `http://127.0.0.1:${s.port}`;
+  url = `http://127.0.0.1:${s.port}`;
   return { url, seen };
 }
 

@@ -22,7 +22,7 @@ interface Fake {
   bodies: string[];
 }
 
-const servers: Server[] = [];
+const servers: Server<undefined>[] = [];
 afterEach(() => {
   for (const s of servers.splice(0)) s.stop(true);
 });
