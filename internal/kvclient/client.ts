@@ -62,6 +62,25 @@ export class Client {
     this.transport.setEndpoints(eps);
   }
 
+  /**
+   * Re-syncs every `intervalMs` until the signal fires. A failed sync keeps the endpoints it
+   * had (a member may be down); the next round tries again.
+   */
+  async autoSync(intervalMs: number, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.sync({ signal }).catch(() => undefined);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, intervalMs);
+        function done() {
+          clearTimeout(t);
+          signal.removeEventListener("abort", done);
+          resolve();
+        }
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  }
+
   // --- keys ---
 
   get(key: string, o: GetOptions = {}): Promise<KeyResponse> {

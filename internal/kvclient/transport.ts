@@ -192,6 +192,15 @@ function networkError(ep: string, e: unknown): EndpointError {
     case "ECONNRESET":
     case "ConnectionClosed":
       return new EndpointError(ep, "connection", `read tcp ${hostPort(ep)}: connection reset by peer`);
+    // A TLS handshake that failed is a misconfiguration, not a member that is down.
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
+      return new EndpointError(ep, "protocol", "x509: certificate signed by unknown authority");
+    case "CERT_HAS_EXPIRED":
+    case "CERT_NOT_YET_VALID":
+      return new EndpointError(ep, "protocol", "x509: certificate has expired or is not yet valid");
     default:
       return new EndpointError(ep, code === "" ? "protocol" : "connection", msg);
   }

@@ -338,6 +338,15 @@ describe("etcdctl v2: ours vs the real one, each against a real etcd", () => {
     await check(["member", "list", "extra"]);
     await check(["cluster-health"]);
     await check(["--debug", "cluster-health"]);
+    const forever = await Promise.all(
+      [real, ours].map((s) =>
+        runInterrupted(s.cmd, ["--endpoints", url(s), "cluster-health", "-f"], async () => {}, (out) => out.includes("next check")),
+      ),
+    );
+    expect(forever.map((r, i) => ({ ...r, stdout: normalise(r.stdout, [real, ours][i]!) }))).toEqual([
+      { code: 0, stdout: "member <id0> is healthy: got healthy result from http://127.0.0.1:<client0>\ncluster is healthy\n\nnext check after 10 second...\n\n", stderr: "" },
+      { code: 0, stdout: "member <id0> is healthy: got healthy result from http://127.0.0.1:<client0>\ncluster is healthy\n\nnext check after 10 second...\n\n", stderr: "" },
+    ]);
     await check(["member", "add"]);
     await check(["member", "add", "n2", "notaurl"]);
     await check(["member", "add", "n2", "http://127.0.0.1"]);

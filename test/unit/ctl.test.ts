@@ -189,6 +189,27 @@ describe("etcdctl in-process", () => {
     expect(io2.stderr).toBe(`Error:  ${refused}\n`);
   });
 
+  test("-u user:password authenticates every request, the sync included", async () => {
+    const auths: (string | null)[] = [];
+    const s = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        auths.push(req.headers.get("Authorization"));
+        if (new URL(req.url).pathname === "/v2/members") return Response.json({ members: [] });
+        return Response.json({ action: "get", node: { key: "/k", value: "ok", modifiedIndex: 1, createdIndex: 1 } });
+      },
+    });
+    servers.push(s);
+    const io = capture();
+    // No published client URLs: etcdctl explains and gives up, unless told --no-sync.
+    expect(await run(io, "--endpoints", `http://127.0.0.1:${s.port}`, "-u", "root:pw", "get", "/k")).toBe(4);
+    expect(io.stderr.split("\n")[0]).toBe("etcd cluster has no published client endpoints.");
+    expect(await run(io, "--endpoints", `http://127.0.0.1:${s.port}`, "--no-sync", "-u", "root:pw", "get", "/k")).toBe(0);
+    expect(io.stdout).toBe("ok\n");
+    expect(auths).toEqual(Array(2).fill(`Basic ${btoa("root:pw")}`));
+  });
+
   test("usage errors: unknown command exits 3, bad flags exit 1 with help on stdout", async () => {
     const io = capture();
     expect(await run(io, "frobnicate")).toBe(3);

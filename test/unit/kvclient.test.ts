@@ -14,7 +14,8 @@ import {
   type WatchItem,
 } from "../../internal/kvclient/index.ts";
 import { validatePeerURLs } from "../../internal/kvclient/members.ts";
-import { freePort } from "../helpers/procs.ts";
+import { join } from "node:path";
+import { cleanup, freePort, tempDir } from "../helpers/procs.ts";
 
 interface Fake {
   url: string;
@@ -28,12 +29,13 @@ afterEach(() => {
 });
 
 /** A fake etcd on a free loopback port; `handle` answers each request. */
-function fake(handle: (u: URL, req: Request) => Response | Promise<Response>): Fake {
+function fake(handle: (u: URL, req: Request) => Response | Promise<Response>, tls?: { cert: string; key: string }): Fake {
   const f: Fake = { url: "", requests: [], bodies: [] };
   const s = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 0,
+    tls,
     async fetch(req) {
       const u = new URL(req.url);
       f.requests.push(u);
@@ -42,7 +44,7 @@ function fake(handle: (u: URL, req: Request) => Response | Promise<Response>): F
     },
   });
   servers.push(s);
-  f.url = `http://127.0.0.1:${s.port}`;
+  f.url = `${tls ? "https" : "http"}://127.0.0.1:${s.port}`;
   return f;
 }
 
@@ -321,5 +323,49 @@ describe("requests", () => {
   test("health reads one member, 503 {health:false} included", async () => {
     const f = fake(() => json({ health: "false" }, 503));
     expect(await new Client({ endpoints: [f.url] }).health()).toBe(false);
+  });
+});
+
+describe("credentials", () => {
+  test("username and password go as HTTP Basic auth", async () => {
+    const f = fake((_u, req) => (req.headers.get("Authorization") === `Basic ${btoa("root:s3cret")}` ? json(EVENT) : json({ errorCode: 110, message: "The request requires user authentication", cause: "Insufficient credentials", index: 0 }, 401)));
+    expect((await new Client({ endpoints: [f.url], username: "root", password: "s3cret" }).get("/a")).node.value).toBe("1");
+    const e = await new Client({ endpoints: [f.url] }).get("/a").catch((x) => x);
+    expect([e.errorCode, e.errorCause]).toEqual([110, "Insufficient credentials"]);
+  });
+
+  test("HTTPS: the given CA is trusted, an unknown one is a misconfiguration", async () => {
+    const dir = tempDir("kvclient-tls-");
+    try {
+      const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
+      const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stderr: "ignore" });
+      expect(gen.exitCode).toBe(0);
+      const pem = { cert: await Bun.file(cert).text(), key: await Bun.file(key).text() };
+      const f = fake(() => json(EVENT), pem);
+      expect((await new Client({ endpoints: [f.url], tls: { ca: pem.cert } }).get("/a")).node.value).toBe("1");
+      const e = await new Client({ endpoints: [f.url] }).get("/a").catch((x) => x);
+      expect(e).toBeInstanceOf(ClusterError);
+      expect(e.errors[0].message).toBe("x509: certificate signed by unknown authority");
+      expect(e.connectionOnly).toBe(false);
+    } finally {
+      cleanup(dir);
+    }
+  });
+});
+
+describe("autoSync", () => {
+  test("keeps following the published client URLs until stopped", async () => {
+    let published: string[] = [];
+    const f = fake(() => json({ members: [{ id: "a1", name: "n1", peerURLs: [], clientURLs: published }] }));
+    const other = fake(() => json(EVENT));
+    published = [f.url];
+    const c = new Client({ endpoints: [f.url] });
+    const ac = new AbortController();
+    const loop = c.autoSync(20, ac.signal);
+    published = [other.url, f.url];
+    for (let i = 0; i < 100 && c.endpoints().length < 2; i++) await Bun.sleep(10);
+    expect(c.endpoints().sort()).toEqual([f.url, other.url].sort());
+    ac.abort();
+    await loop;
   });
 });
