@@ -1,8 +1,6 @@
 // Help screens in urfave/cli v1.22's layout (templates rendered through Go's tabwriter).
-import type { FlagDef } from "./goflag.ts";
-import { goQuote } from "./goflag.ts";
+import { HELP_FLAG, goQuote, type FlagDef } from "./goflag.ts";
 import { COMMANDS, CTL_VERSION, GLOBAL_FLAGS, HELP_COMMAND, MEMBER_COMMANDS, VERSION_FLAG, type CommandSpec } from "./spec.ts";
-import { HELP_FLAG } from "./goflag.ts";
 
 /** Aligns "a\tb" lines in consecutive runs, as text/tabwriter with padding 2 does. */
 function tabulate(lines: string[]): string {

@@ -7,6 +7,8 @@ export interface IO {
   err(s: string): void;
   /** All of stdin (etcdctl reads a missing <value> from it). */
   readStdin(): Promise<string>;
+  /** A password from the terminal (not echoed) or one line of piped stdin. */
+  readSecret(): Promise<string>;
   env: Record<string, string | undefined>;
 }
 
@@ -42,11 +44,24 @@ function writeAll(fd: number, s: string): void {
   }
 }
 
+async function readSecret(): Promise<string> {
+  const tty = process.stdin.isTTY === true;
+  if (tty) Bun.spawnSync(["stty", "-echo"], { stdin: "inherit", stdout: "ignore", stderr: "ignore" });
+  try {
+    const it = console[Symbol.asyncIterator]();
+    const line = await it.next();
+    return line.done ? "" : String(line.value);
+  } finally {
+    if (tty) Bun.spawnSync(["stty", "echo"], { stdin: "inherit", stdout: "ignore", stderr: "ignore" });
+  }
+}
+
 export function processIO(): IO {
   return {
     out: (s) => writeAll(1, s),
     err: (s) => writeAll(2, s),
     readStdin: () => Bun.stdin.text(),
+    readSecret,
     env: process.env,
   };
 }

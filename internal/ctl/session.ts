@@ -67,7 +67,8 @@ export class Session {
       const cert = this.str("cert-file") || env.ETCDCTL_CERT_FILE || "";
       const key = this.str("key-file") || env.ETCDCTL_KEY_FILE || "";
       const ca = this.str("ca-file") || env.ETCDCTL_CA_FILE || "";
-      const tls = cert || key || ca ? { cert: cert ? readFileSync(cert, "utf8") : undefined, key: key ? readFileSync(key, "utf8") : undefined, ca: ca ? readFileSync(ca, "utf8") : undefined } : undefined;
+      const read = (f: string) => (f ? readFileSync(f, "utf8") : undefined);
+      const tls = cert || key || ca ? { cert: read(cert), key: read(key), ca: read(ca) } : undefined;
       const creds = await this.credentials();
       return new Client({
         endpoints,
@@ -90,8 +91,9 @@ export class Session {
     const colon = u.indexOf(":");
     if (colon >= 0) return { username: u.slice(0, colon), password: u.slice(colon + 1) };
     this.io.out("Password: ");
-    const line = (await this.io.readStdin()).split("\n")[0] ?? "";
-    return { username: u, password: line };
+    const password = await this.io.readSecret();
+    this.io.out("\n");
+    return { username: u, password };
   }
 
   /** mustNewClient: syncs endpoints from /v2/members unless --no-sync, tracing with --debug. */

@@ -111,6 +111,7 @@ function capture(stdin = ""): IO & { stdout: string; stderr: string } {
     out: (s: string) => void (io.stdout += s),
     err: (s: string) => void (io.stderr += s),
     readStdin: async () => stdin,
+    readSecret: async () => stdin.split("\n")[0] ?? "",
     env: {} as Record<string, string | undefined>,
   };
   return io;
