@@ -85,7 +85,15 @@ export class Session {
     }
   }
 
-  private async credentials(): Promise<{ username?: string; password?: string }> {
+  private creds?: Promise<{ username?: string; password?: string }>;
+
+  /** Asked for at most once per run, however many clients the command builds. */
+  private credentials(): Promise<{ username?: string; password?: string }> {
+    this.creds ??= this.askCredentials();
+    return this.creds;
+  }
+
+  private async askCredentials(): Promise<{ username?: string; password?: string }> {
     const u = this.str("username") || this.io.env.ETCDCTL_USERNAME || "";
     if (u === "") return {};
     const colon = u.indexOf(":");
