@@ -7,9 +7,14 @@ import { startEtcd, startOurs, type Server } from "../helpers/procs.ts";
 interface Step {
   name: string;
   method: string;
-  /** Path under the server root; `{i:N}` becomes the server's base index + N. */
+  /**
+   * Path under the server root; `{i:N}` becomes the server's base index + N, `{next}` the index
+   * after the previous answer's X-Etcd-Index (a watch that must not miss an event under load).
+   */
   path: string;
   body?: string;
+  /** The X-Etcd-Index of a watch depends on whether the event came before it: not compared. */
+  racy?: boolean;
 }
 
 interface Answer {
@@ -104,11 +109,11 @@ const steps: Step[] = [
   { name: "watch recursive history", method: "GET", path: "/v2/keys/t?wait=true&recursive=true&waitIndex={i:1}" },
   { name: "watch ancestor delete", method: "GET", path: "/v2/keys/d1/a/b/c?wait=true&waitIndex={i:22}" },
   { name: "ttl 1s", method: "PUT", path: "/v2/keys/exp/k", body: "value=gone&ttl=1" },
-  { name: "expire event reaches a watcher", method: "GET", path: "/v2/keys/exp/k?wait=true" },
+  { name: "expire event reaches a watcher", method: "GET", path: "/v2/keys/exp/k?wait=true&waitIndex={next}", racy: true },
   { name: "expired key is gone", method: "GET", path: "/v2/keys/exp/k" },
   { name: "dir ttl 1s", method: "PUT", path: "/v2/keys/expd", body: "dir=true&ttl=1" },
   { name: "child of expiring dir", method: "PUT", path: "/v2/keys/expd/child", body: "value=c" },
-  { name: "dir expiry reaches a child watcher", method: "GET", path: "/v2/keys/expd/child?wait=true" },
+  { name: "dir expiry reaches a child watcher", method: "GET", path: "/v2/keys/expd/child?wait=true&waitIndex={next}", racy: true },
   { name: "head", method: "HEAD", path: "/v2/keys/t/c1" },
   { name: "head missing", method: "HEAD", path: "/v2/keys/t/none" },
   { name: "patch", method: "PATCH", path: "/v2/keys/t/c1" },
@@ -141,8 +146,12 @@ function normalize(value: unknown, base: number): unknown {
   return value;
 }
 
+const lastIndex = new Map<Server, number>();
+
 async function ask(s: Server, base: number, step: Step): Promise<Answer> {
-  const path = step.path.replace(/\{i:(\d+)\}/g, (_, n) => String(base + Number(n)));
+  const path = step.path
+    .replace(/\{i:(\d+)\}/g, (_, n) => String(base + Number(n)))
+    .replace("{next}", () => String((lastIndex.get(s) ?? base) + 1));
   const init: RequestInit = { method: step.method, redirect: "manual" };
   if (step.body !== undefined) {
     init.body = step.body;
@@ -158,11 +167,13 @@ async function ask(s: Server, base: number, step: Step): Promise<Answer> {
     return { status: -1, headers: {}, body: String(e) };
   }
   const headers: Record<string, string> = {};
+  if (r.headers.has("x-etcd-index")) lastIndex.set(s, Number(r.headers.get("x-etcd-index")));
   for (const h of ["content-type", "x-etcd-index", "allow", "access-control-allow-origin"]) {
     const v = r.headers.get(h);
     if (v !== null) headers[h] = h === "x-etcd-index" ? String(Number(v) === 0 ? 0 : Number(v) - base) : v;
   }
   for (const h of ["x-etcd-cluster-id", "x-raft-index", "x-raft-term"]) if (r.headers.has(h)) headers[h] = "<present>";
+  if (step.racy && headers["x-etcd-index"] !== undefined) headers["x-etcd-index"] = "<racy>";
   let body: unknown = text;
   try {
     body = normalize(JSON.parse(text), base);
