@@ -100,6 +100,8 @@ export class Raft {
   private readOnly = new ReadOnly();
   /** ReadIndex requests that reached a new leader before it committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = [];
+  /** Proposals were appended since the last broadcast (see flushProposals). */
+  private proposalsPending = false;
 
   readonly electionTimeout: number;
   readonly heartbeatTimeout: number;
@@ -276,6 +278,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
+    this.proposalsPending = false;
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -320,6 +323,21 @@ export class Raft {
     // after the app persisted this one, so no commit index beyond them is sent before they are durable.
     this.prs.get(this.id)?.maybeUpdate(this.log.lastIndex());
     if (this.maybeCommit()) this.releasePendingReadIndexMessages();
+  }
+
+  /**
+   * Sends the proposals appended since the last call. Broadcasting once per Ready rather than once
+   * per proposal turns many proposals into one MsgApp per follower, and nothing is sent before
+   * the Ready is handed out anyway.
+   */
+  flushProposals(): void {
+    if (!this.proposalsPending) return;
+    this.proposalsPending = false;
+    this.bcastAppend();
+  }
+
+  get hasPendingProposals(): boolean {
+    return this.proposalsPending;
   }
 
   private maybeCommit(): boolean {
@@ -513,7 +531,7 @@ export class Raft {
           return e;
         });
         this.appendEntry(ents);
-        this.bcastAppend();
+        this.proposalsPending = true;
         return;
       }
       case "MsgReadIndex":

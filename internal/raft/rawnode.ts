@@ -138,13 +138,14 @@ export class RawNode {
     if (!sameSoftState(r.softState(), this.prevSoftState)) return true;
     const hs = r.hardState();
     if (!isEmptyHardState(hs) && !sameHardState(hs, this.prevHardState)) return true;
-    if (r.log.unstable.snapshot) return true;
+    if (r.log.unstable.snapshot || r.hasPendingProposals) return true;
     return r.msgs.length > 0 || r.log.unstable.entries.length > 0 || r.readStates.length > 0 || r.log.hasNextEnts();
   }
 
   ready(): Ready {
     if (this.outstanding) throw new Error("raft: ready() called again before advance()");
     const r = this.raft;
+    r.flushProposals();
     const rd: Ready = {
       entries: r.log.unstableEntries(),
       committedEntries: r.log.nextEnts(),

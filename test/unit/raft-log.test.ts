@@ -178,13 +178,29 @@ describe("replication", () => {
     expect(a.log.committed).toBe(3);
   });
 
+  test("proposals between Readys go out as one MsgApp per follower", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.elect("a");
+    c.sent = [];
+    for (let i = 0; i < 50; i++) c.node("a").rn.propose(bytes(`v${i}`));
+    c.stabilize();
+    const apps = c.sent.filter((m) => m.type === "MsgApp" && m.entries.length > 0);
+    expect(apps.map((m) => [m.to, m.entries.length])).toEqual([
+      ["b", 50],
+      ["c", 50],
+    ]);
+  });
+
   test("pipelining stops at the inflight window; a heartbeat response reopens it", () => {
     const c = new TestCluster(["a", "b", "c"], { maxInflightMsgs: 2 });
     c.elect("a");
     c.filter = (m) => m.type !== "MsgAppResp";
     c.sent = [];
-    for (let i = 0; i < 5; i++) c.node("a").rn.propose(bytes(`v${i}`));
-    c.stabilize();
+    // One proposal per Ready, so each would be its own MsgApp.
+    for (let i = 0; i < 5; i++) {
+      c.node("a").rn.propose(bytes(`v${i}`));
+      c.stabilize();
+    }
     const toB = c.sent.filter((m) => m.type === "MsgApp" && m.to === "b" && m.entries.length > 0);
     expect(toB.length).toBe(2);
     expect(c.node("a").rn.status().progress.b).toMatchObject({ state: "StateReplicate", paused: true });
