@@ -62,7 +62,7 @@ export function overrideCmd(side: Side): string[] | undefined {
 export function describeCmd(side: Side): string {
   const o = overrideCmd(side);
   if (o) return o.join(" ");
-  return side === "ours" ? `${BIN} kv serve` : "etcd --enable-v2=true";
+  return side === "ours" ? `${BIN} kv serve` : `etcd --enable-v2=true (${Bun.which("etcd") ?? "etcd not on PATH"})`;
 }
 
 /** Why this side cannot run at all (e.g. the binary is missing), or undefined. */
@@ -70,6 +70,7 @@ export function sideProblem(side: Side): string | undefined {
   if (side === "ours" && !overrideCmd("ours") && !existsSync(BIN)) {
     return `${BIN} does not exist (run \`bun build.ts\`, or set BENCH_OURS_CMD / BENCH_ONLY=etcd)`;
   }
+  if (side === "etcd" && !overrideCmd("etcd") && !Bun.which("etcd")) return "etcd is not on PATH (apt-get install etcd-server)";
   return undefined;
 }
 

@@ -16,7 +16,7 @@
 //   BENCH_ETCD_CMD="..."    command for "etcd" instead of etcd --enable-v2=true
 //   BENCH_EXTRA_ARGS="..."  extra flags given to both servers
 //   BENCH_JSON=path         also write all results as JSON
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { writeFileSync } from "node:fs";
 import type { Server } from "../helpers/procs.ts";
 import {
@@ -162,6 +162,14 @@ function ms(us: number): string {
   return (us / 1000).toFixed(2);
 }
 
+/** Throws if the server process has exited (a crash or exit mid-run would otherwise show up only
+ * as wrk socket errors). */
+function assertAlive(s: Server): void {
+  if (s.proc.exitCode !== null || s.proc.signalCode !== null) {
+    throw new Error(`the server exited during the run (exit code ${s.proc.exitCode}, signal ${s.proc.signalCode})`);
+  }
+}
+
 // ---------- scenarios ----------
 
 async function runWrkScenario(sc: WrkScenario, s: Server): Promise<WrkOut> {
@@ -169,6 +177,7 @@ async function runWrkScenario(sc: WrkScenario, s: Server): Promise<WrkOut> {
   if (sc.prefill) {
     log(`  pre-populating ${NKEYS} keys`);
     await fill(s.url, prefix, NKEYS, 16);
+    assertAlive(s);
     await expectKey(s.url, "/bench/k0");
     await expectKey(s.url, `/bench/k${NKEYS - 1}`);
   }
@@ -176,11 +185,13 @@ async function runWrkScenario(sc: WrkScenario, s: Server): Promise<WrkOut> {
   if (WARMUP > 0) {
     log(`  warm-up ${WARMUP}s`);
     await runWrk({ url: s.url, threads: WRK_THREADS, conns: sc.conns, seconds: WARMUP, args });
+    assertAlive(s);
   }
   log(`  measuring ${SECONDS}s (wrk -t${Math.min(WRK_THREADS, sc.conns)} -c${sc.conns})`);
   const c0 = cpuSeconds(s.proc.pid);
   const r = await runWrk({ url: s.url, threads: WRK_THREADS, conns: sc.conns, seconds: SECONDS, args });
-  const serverCpu = (cpuSeconds(s.proc.pid) - c0) / (r.duration_us / 1e6);
+  const serverCpu = Math.max(0, cpuSeconds(s.proc.pid) - c0) / (r.duration_us / 1e6);
+  assertAlive(s);
   const errs = errorCount(r);
   log(
     `  ${Math.round(r.rps)} req/s, p50 ${ms(r.lat_us.p50)} ms, p99 ${ms(r.lat_us.p99)} ms, max ${ms(r.lat_us.max)} ms; ` +
@@ -220,6 +231,7 @@ async function runMemScenario(s: Server): Promise<MemOut> {
   const idle = readMem(s.proc.pid);
   log(`  idle: rss ${mb(idle.rss)} MB, peak ${mb(idle.peakRss)} MB; writing ${MEM_KEYS} keys (64 conns)`);
   const r = await fill(s.url, "/v2/keys/mem", MEM_KEYS, 64);
+  assertAlive(s);
   const after = readMem(s.proc.pid);
   const keys = await countDir(s.url, "/mem");
   log(
@@ -430,6 +442,8 @@ async function main(): Promise<number> {
     }
   }
   log(`sides ${sides.join(", ")}; scenarios ${scenarios.map((s) => s.name).join(", ")}; ${SECONDS}s per run`);
+  const load0 = loadavg()[0]!;
+  log(`load average before start: ${load0.toFixed(2)}` + (load0 > 0.5 ? " (other work is running: expect noise)" : ""));
   for (const side of sides) log(`${side}: ${describeCmd(side)}`);
   for (const sc of scenarios) {
     const per: Partial<Record<Side, Out[]>> = {};
@@ -444,6 +458,7 @@ async function main(): Promise<number> {
     }
   }
   report(scenarios);
+  console.log(`load average (1/5/15 min) at the end: ${loadavg().map((x) => x.toFixed(2)).join(" / ")}; this run itself adds about 1.5`);
   if (process.env.BENCH_JSON) {
     const obj: Record<string, unknown> = {
       config: { SECONDS, WARMUP, REPEAT, WRK_THREADS, WATCHERS, WATCH_ROUNDS, MEM_KEYS, NKEYS, VALUE_BYTES, cpus: cpus().length },
