@@ -68,7 +68,36 @@ function eventResponse(server: EtcdServer, ev: StoreEvent, req: KeysRequest): Re
   return new Response(body, { status: created ? 201 : 200, headers });
 }
 
-function watchResponse(server: EtcdServer, req: Request, w: KeysRequest & { kind: "watch" }): Response {
+/**
+ * One event goes to every watcher of its key: render it once per delivery round, not once per
+ * watcher (1,000 watchers on a key would otherwise stringify it 1,000 times).
+ */
+let renderedEvent: StoreEvent | null = null;
+let renderedAt = 0;
+let renderedBytes = new Uint8Array(0);
+function watchBytes(ev: StoreEvent): Uint8Array {
+  const now = Date.now();
+  if (ev !== renderedEvent || now !== renderedAt) {
+    renderedEvent = ev;
+    renderedAt = now;
+    renderedBytes = encoder.encode(`${JSON.stringify(ev.toJSON(now))}\n`);
+  }
+  return renderedBytes;
+}
+
+function watchResponse(server: EtcdServer, req: Request, w: KeysRequest & { kind: "watch" }): Response | Promise<Response> {
+  const opts = { recursive: w.recursive, stream: w.stream, sinceIndex: w.waitIndex };
+  if (!w.stream) {
+    // One event, then the response ends: a plain body answered when the event comes is far
+    // cheaper per watcher than a stream (1,000 watchers on a key all answer at once).
+    return new Promise<Response>((resolve) => {
+      // Throws 401 synchronously, before any byte is sent, so the caller answers with the error.
+      const watcher = server.store.watch(w.key, opts, (ev) => {
+        resolve(new Response(watchBytes(ev), { status: 200, headers: jsonHeaders(server, watcher.etcdIndex, true) }));
+      });
+      req.signal.addEventListener("abort", () => watcher.cancel(), { once: true });
+    });
+  }
   let closed = false;
   // Assigned by the stream's start(), which runs inside the constructor: before any delivery,
   // since history hits are delivered on a microtask and live events later still.
@@ -77,23 +106,15 @@ function watchResponse(server: EtcdServer, req: Request, w: KeysRequest & { kind
     closed = true;
     watcher.cancel();
   };
-  // Throws 401 before any byte is sent, so the caller answers with the error.
-  const watcher = server.store.watch(
-    w.key,
-    { recursive: w.recursive, stream: w.stream, sinceIndex: w.waitIndex },
-    (ev) => {
-      if (closed) return;
-      controller.enqueue(encoder.encode(`${JSON.stringify(ev.toJSON(Date.now()))}\n`));
-      if (!w.stream) {
-        closed = true;
-        controller.close();
-      } else if ((controller.desiredSize ?? 0) < -100) {
-        // A stream consumer 100 events behind is dropped, as etcd drops slow watchers.
-        finish();
-        controller.close();
-      }
-    },
-  );
+  const watcher = server.store.watch(w.key, opts, (ev) => {
+    if (closed) return;
+    controller.enqueue(watchBytes(ev));
+    if ((controller.desiredSize ?? 0) < -100) {
+      // A stream consumer 100 events behind is dropped, as etcd drops slow watchers.
+      finish();
+      controller.close();
+    }
+  });
   const body = new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
