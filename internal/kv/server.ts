@@ -117,9 +117,9 @@ export class EtcdServer {
       wal = await Wal.create(walDir, encoder.encode(JSON.stringify(meta)));
       // As in Raft's bootstrap: the initial members are the first, already committed, entries.
       bootstrap = initial.map((member, i) => confEntry(i + 1, 1, { type: "add", member }));
-      await wal.save({ term: 1, vote: 0, commit: bootstrap.length }, bootstrap);
+      await wal.save({ term: 1, vote: "", commit: bootstrap.length }, bootstrap);
       entries = bootstrap;
-      hs = { term: 1, vote: 0, commit: bootstrap.length };
+      hs = { term: 1, vote: "", commit: bootstrap.length };
       log.info(`created new member ${meta.memberId} in cluster ${meta.clusterId}`);
     }
 
@@ -242,7 +242,7 @@ export class EtcdServer {
         this.queue = [];
         const last = batch[batch.length - 1]!.entry.index;
         await this.wal.save(
-          { term: this.term, vote: 0, commit: last },
+          { term: this.term, vote: "", commit: last },
           batch.map((p) => p.entry),
         );
         this.commitIndex = last;

@@ -82,10 +82,10 @@ export interface Entry {
   data: Uint8Array;
 }
 
-/** Raft's persistent state. */
+/** Raft's persistent state. `vote` is the member ID voted for ("" for none). */
 export interface HardState {
   term: number;
-  vote: number;
+  vote: string;
   commit: number;
 }
 

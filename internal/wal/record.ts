@@ -137,15 +137,19 @@ export function decodeEntry(data: Uint8Array): Entry {
   return { term, index, type, data: data.slice(r.off) };
 }
 
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** term and commit as varints, then the vote: a member ID, 64 bits in hex, too wide for a number. */
 export function hardStateRecord(h: HardState): PendingRecord {
-  return { type: RecordType.hardState, head: numbers(h.term, h.vote, h.commit) };
+  return { type: RecordType.hardState, head: numbers(h.term, h.commit), tail: utf8.encode(h.vote) };
 }
 
 export function decodeHardState(data: Uint8Array): HardState {
   const r = new Reader(data);
-  const hs = { term: r.uvarint(), vote: r.uvarint(), commit: r.uvarint() };
-  r.end();
-  return hs;
+  const term = r.uvarint();
+  const commit = r.uvarint();
+  return { term, vote: fromUtf8.decode(data.subarray(r.off)), commit };
 }
 
 export function snapshotRecord(s: WalSnapshot): PendingRecord {

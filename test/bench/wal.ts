@@ -26,7 +26,7 @@ async function run(writers: number, total: number, inlineWriteMax?: number): Pro
       while (index < total) {
         const i = ++index;
         const t = performance.now();
-        await wal.save({ term: 1, vote: 1, commit: i - 1 }, [{ term: 1, index: i, type: 0, data }]);
+        await wal.save({ term: 1, vote: "1", commit: i - 1 }, [{ term: 1, index: i, type: 0, data }]);
         lat.push(performance.now() - t);
       }
     }),
