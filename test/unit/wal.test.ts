@@ -27,7 +27,7 @@ function entry(index: number, term = 1, size = 150): Entry {
   return { index, term, type: 0, data: enc.encode(tag + "x".repeat(Math.max(0, size - tag.length))) };
 }
 
-const hs = (term: number, commit: number, vote = "a1b2c3d4e5f6a7b8"): HardState => ({ term, vote, commit });
+const hs = (term: number, commit: number, vote = "1"): HardState => ({ term, vote, commit });
 
 function walFiles(dir: string): string[] {
   return readdirSync(dir)
@@ -175,13 +175,13 @@ describe("Wal", () => {
     expect(wal.stats.writes).toBe(s0.writes + 1);
     await wal.save(hs(2, 1), []);
     expect(wal.stats.syncs).toBe(s0.syncs + 1);
-    await wal.save(hs(2, 1, "3f"), []);
+    await wal.save(hs(2, 1, "8e9e05c52164694d"), []);
     expect(wal.stats.syncs).toBe(s0.syncs + 2);
-    await wal.save(hs(2, 5, "3f"), []);
+    await wal.save(hs(2, 5, "8e9e05c52164694d"), []);
     expect(wal.stats.syncs).toBe(s0.syncs + 2);
     await wal.close();
     const r = await Wal.open(dir, { index: 0, term: 0 });
-    expect(r.hardState).toEqual(hs(2, 5, "3f"));
+    expect(r.hardState).toEqual(hs(2, 5, "8e9e05c52164694d"));
     await r.wal.close();
   });
 
