@@ -24,6 +24,12 @@ export class Invariants {
   private readonly leaderOfTerm = new Map<number, NodeId>();
   /** committedTerm[i]: the term of the entry committed at index i (0 = not observed). */
   private readonly committedTerm: number[] = [];
+  /**
+   * commitTerm[i]: the term in which entry i was committed, or rather the lowest term of a node seen
+   * knowing it committed (a node learns of a commit at its current term or later, so this bounds
+   * the real one from above and the check below never blames a leader wrongly).
+   */
+  private readonly commitTerm: number[] = [];
   private maxCommitted = 0;
   private readonly applied: (Entry | undefined)[] = [];
   private readonly stateHash: (number | undefined)[] = [];
@@ -81,13 +87,16 @@ export class Invariants {
         if (known !== t) {
           throw new Violation(`committed entry ${i} has term ${known}, but ${r.id} committed term ${t} there`);
         }
-        continue;
+        if (r.term >= this.commitTerm[i]!) continue;
       }
       this.committedTerm[i] = t;
-      // Leader completeness holds for leaders of every later term, whenever they were elected.
+      this.commitTerm[i] = r.term;
+      // Leader completeness holds for the leaders of every later term, whenever they were elected.
       for (const l of this.live.values()) {
-        if (l.state === "StateLeader" && l.term > t && i >= l.log.firstIndex() - 1 && l.log.term(i) !== t) {
-          throw new Violation(`leader completeness: ${l.id} leads term ${l.term} without committed entry ${i} (term ${t})`);
+        if (l.state === "StateLeader" && l.term > r.term && i >= l.log.firstIndex() - 1 && l.log.term(i) !== t) {
+          throw new Violation(
+            `leader completeness: ${l.id} leads term ${l.term} without entry ${i} (term ${t}) committed by term ${r.term}`,
+          );
         }
       }
     }
@@ -97,9 +106,10 @@ export class Invariants {
   private checkLeaderHasCommitted(r: Raft): void {
     for (let i = Math.max(1, r.log.firstIndex() - 1); i <= this.maxCommitted; i++) {
       const t = this.committedTerm[i];
-      if (t && t <= r.term && r.log.term(i) !== t) {
+      if (t && this.commitTerm[i]! < r.term && r.log.term(i) !== t) {
         throw new Violation(
-          `leader completeness: ${r.id} became leader of term ${r.term} with term ${r.log.term(i)} at ${i}, where term ${t} was committed`,
+          `leader completeness: ${r.id} became leader of term ${r.term} with term ${r.log.term(i)} at ${i}, ` +
+            `where term ${t} was committed by term ${this.commitTerm[i]}`,
         );
       }
     }

@@ -32,7 +32,7 @@ export interface SimOptions {
   nodes?: number;
   /** Time units with faults; a raft tick is about 10 units. */
   steps?: number;
-  /** Fault-free time units at the end, in which a new write must complete. */
+  /** At most this many fault-free time units at the end, in which a new write must complete. */
   quiesce?: number;
   bugs?: Bugs;
   /** Receives every trace line as it happens. */
@@ -107,6 +107,8 @@ const TRACE_KEEP = 80;
 const KEYS = ["x", "y", "z"];
 const TICK = 10;
 const OP_TIMEOUT = 800;
+/** Time units the simulation goes on after the cluster proved it recovered. */
+const SETTLE = 300;
 
 export class Simulation {
   private readonly rng: Prng;
@@ -130,6 +132,8 @@ export class Simulation {
   private nextNodeNum: number;
   private quiescing = false;
   private quiesceStart = Infinity;
+  /** When the first write invoked after the faults stopped completed. */
+  private recoveredAt = Infinity;
   private readonly raftCfg: { preVote: boolean; checkQuorum: boolean; maxSizePerMsg: number; maxInflightMsgs: number };
   /** Per-seed fault rates per time unit. */
   private readonly rates: {
@@ -152,7 +156,7 @@ export class Simulation {
     this.raftRng = this.rng.fork();
     const netRng = this.rng.fork();
     const n = opts.nodes ?? this.rng.pick([3, 3, 5]);
-    this.steps = opts.steps ?? 3000;
+    this.steps = opts.steps ?? 6000;
     this.quiesce = opts.quiesce ?? 2500;
     this.bugs = opts.bugs ?? {};
     const netCfg: NetConfig = {
@@ -214,14 +218,13 @@ export class Simulation {
         this.start(node);
       }
       const end = this.steps + this.quiesce;
-      for (this.now = 1; this.now <= end; this.now++) {
+      for (this.now = 1; this.now <= end && this.now <= this.recoveredAt + SETTLE; this.now++) {
         if (this.now === this.steps) this.startQuiesce();
         this.step();
         if (this.now % 250 === 0) this.inv.checkLogsMatch(this.liveRafts());
       }
       this.inv.checkLogsMatch(this.liveRafts());
-      const progressed = this.history.some((op) => op.kind !== "read" && op.call > this.quiesceStart && op.ret !== Infinity);
-      if (!progressed) return this.result(`liveness: no write completed in ${this.quiesce} fault-free time units`);
+      if (this.recoveredAt === Infinity) return this.result(`liveness: no write completed in ${this.quiesce} fault-free time units`);
       for (const op of this.history) {
         if (op.ret === Infinity) this.stats.unknown++;
         else this.stats.completed++;
@@ -475,6 +478,7 @@ export class Simulation {
     if (op.done) return;
     op.done = true;
     op.ret = ++this.seq;
+    if (op.kind !== "read" && op.call > this.quiesceStart && this.recoveredAt === Infinity) this.recoveredAt = this.now;
     const client = this.clients[op.client]!;
     if (client.op === op) client.op = null;
     if (op.kind === "read") client.seen.set(op.key, op.out ?? null);

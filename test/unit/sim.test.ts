@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { formatFailure, runSeeds } from "../sim/parallel.ts";
 import { type Bugs, runSimulation } from "../sim/simulator.ts";
 
-const SEEDS = Number(process.env.SIM_TEST_SEEDS ?? 5000);
+const SEEDS = Number(process.env.SIM_TEST_SEEDS ?? 6000);
 
 describe("simulation", () => {
   test(
