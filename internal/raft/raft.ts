@@ -143,7 +143,11 @@ export class Raft {
     }
     for (const id of initial) this.prs.set(id, this.newProgress());
     if (hardState.term !== 0 || hardState.vote !== None || hardState.commit !== 0) this.loadState(hardState);
-    if (cfg.applied) this.log.appliedTo(cfg.applied);
+    if (cfg.applied) {
+      // Whatever the app applied was committed, even if the (unsynced) commit index was lost.
+      if (cfg.applied > this.log.committed) this.log.commitTo(cfg.applied);
+      this.log.appliedTo(cfg.applied);
+    }
     this.becomeFollower(this.term, None);
   }
 

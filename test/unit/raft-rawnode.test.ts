@@ -58,6 +58,16 @@ describe("Ready and advance", () => {
     expect([...b.rn.raft.prs.keys()]).toEqual(ids);
   });
 
+  test("an applied index beyond the durable commit index (lost unsynced) counts as committed", () => {
+    const storage = new MemoryStorage();
+    storage.append([1, 2, 3, 4, 5].map((index) => ({ index, term: 1, type: 0 as const, data: bytes(`e${index}`) })));
+    storage.setHardState({ term: 1, vote: "", commit: 3 });
+    const rn = new RawNode({ id: "a", storage, random: () => 0, applied: 5 });
+    expect(rn.status()).toMatchObject({ commit: 5, applied: 5 });
+    expect(rn.hasReady()).toBe(true);
+    expect(rn.ready().committedEntries).toEqual([]);
+  });
+
   test("only a changed term or vote (or new entries) needs an fsync; a commit index does not", () => {
     const c = new TestCluster(ids);
     c.elect("a");
