@@ -77,5 +77,5 @@ export async function runSeeds(run: SeedRun): Promise<Summary> {
 }
 
 export function formatFailure(r: SimResult): string {
-  return [`FAIL seed ${r.seed}: ${r.failure}`, "  last events:", ...r.trace.slice(-40).map((l) => `    ${l}`), `  reproduce: SEED=${r.seed} npm run sim`].join("\n");
+  return [`FAIL seed ${r.seed}: ${r.failure}`, "  last events:", ...r.trace.slice(-40).map((l) => `    ${l}`), `  reproduce: ${r.reproduce}`].join("\n");
 }

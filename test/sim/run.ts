@@ -38,7 +38,7 @@ if (env.SEED !== undefined) {
       `${summary.snapshotsSent} snapshots sent, ${summary.confChanges} conf changes, ${summary.inconclusive} inconclusive keys`,
   );
   if (summary.failures.length > 0) {
-    console.log(`reproduce with: SEED=${summary.failures[0]!.seed} npm run sim`);
+    console.log(`reproduce with: ${summary.failures[0]!.reproduce}`);
     process.exit(1);
   }
 }

@@ -60,6 +60,8 @@ export interface SimStats {
 export interface SimResult {
   seed: number;
   ok: boolean;
+  /** The command that replays this run. */
+  reproduce: string;
   failure?: string;
   /** The last trace lines before the end (or the failure). */
   trace: string[];
@@ -248,7 +250,20 @@ export class Simulation {
 
   private result(failure?: string): SimResult {
     this.stats.commit = this.inv.highestCommitted;
-    const r: SimResult = { seed: this.opts.seed, ok: failure === undefined, trace: this.trace.slice(), stats: this.stats };
+    const o = this.opts;
+    const env = [
+      `SEED=${o.seed}`,
+      ...(o.steps !== undefined ? [`SIM_STEPS=${o.steps}`] : []),
+      ...(o.nodes !== undefined ? [`SIM_NODES=${o.nodes}`] : []),
+      ...Object.entries(this.bugs).flatMap(([bug, on]) => (on ? [`SIM_BUG=${bug}`] : [])),
+    ];
+    const r: SimResult = {
+      seed: o.seed,
+      ok: failure === undefined,
+      reproduce: `${env.join(" ")} npm run sim`,
+      trace: this.trace.slice(),
+      stats: this.stats,
+    };
     if (failure !== undefined) r.failure = failure;
     return r;
   }
