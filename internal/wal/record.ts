@@ -188,15 +188,15 @@ export function frameAll(records: readonly PendingRecord[], crc: number): { buf:
 /**
  * etcd's torn-write test: split the body at sector boundaries (file offsets) and look for a piece
  * that is entirely zero. A crash mid-write leaves unwritten sectors as zeros; real corruption
- * rarely zeroes a whole sector's worth of a record.
+ * rarely zeroes a whole sector's worth of a record. `body` starts at file offset `at`.
  */
-export function hasZeroSector(buf: Uint8Array, start: number, end: number): boolean {
-  let s = start;
-  while (s < end) {
-    const e = Math.min(end, (Math.floor(s / SECTOR) + 1) * SECTOR);
+export function hasZeroSector(body: Uint8Array, at: number): boolean {
+  let s = 0;
+  while (s < body.length) {
+    const e = Math.min(body.length, (Math.floor((at + s) / SECTOR) + 1) * SECTOR - at);
     let zero = true;
     for (let i = s; i < e; i++) {
-      if (buf[i] !== 0) {
+      if (body[i] !== 0) {
         zero = false;
         break;
       }

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import type { Entry, HardState } from "../kv/types.ts";
 import { logger } from "../log/log.ts";
 import { corrupt } from "./errors.ts";
-import { nonZeroEnd, scanSegment } from "./reader.ts";
+import { scanSegmentFile } from "./reader.ts";
 import {
   MAX_BODY,
   RecordType,
@@ -53,6 +53,8 @@ export interface WalOptions {
   onSync?: (ms: number) => void;
   /** Appends up to this size use a blocking write(2) into the page cache (default 256 KiB; 0 = never). */
   inlineWriteMax?: number;
+  /** open() reads segments through a window of this many bytes (default 1 MiB; tests make it tiny). */
+  readChunk?: number;
 }
 
 export interface WalOpenResult {
@@ -207,14 +209,14 @@ export class Wal {
     };
 
     const segs = all.slice(start);
-    let tail = { buf: new Uint8Array(0), end: 0, torn: false };
+    let tail = { end: 0, torn: false, size: 0, junkEnd: 0 };
     for (let i = 0; i < segs.length; i++) {
       file = join(dir, segs[i]!.name);
-      const buf = await Bun.file(file).bytes();
       const isLast = i === segs.length - 1;
-      const res = scanSegment(buf, file, crc, isLast, visit);
+      // read through a small window: a whole 64 MB segment in memory was the start-up peak
+      const res = scanSegmentFile(file, crc, isLast, visit, isLast, opts.readChunk);
       crc = res.crc;
-      if (isLast) tail = { buf, end: res.end, torn: res.torn };
+      if (isLast) tail = res;
     }
     const { metadata, hardState } = st;
     if (metadata === null) throw corrupt("no metadata record", join(dir, segs[0]!.name), 0);
@@ -224,15 +226,14 @@ export class Wal {
     try {
       // zero whatever lies past the last good record, so later appends cannot land before stale bytes
       let changed = false;
-      const junkEnd = nonZeroEnd(tail.buf, tail.end);
       if (tail.torn) {
-        log.warn(`torn write in ${file} at offset ${tail.end}: discarding ${junkEnd - tail.end} bytes of a partial write`);
+        log.warn(`torn write in ${file} at offset ${tail.end}: discarding ${tail.junkEnd - tail.end} bytes of a partial write`);
       }
-      if (junkEnd > tail.end) {
-        await writeZeros(fh, tail.end, junkEnd);
+      if (tail.junkEnd > tail.end) {
+        await writeZeros(fh, tail.end, tail.junkEnd);
         changed = true;
       }
-      if (tail.buf.length < segmentSize) {
+      if (tail.size < segmentSize) {
         await preallocate(fh, segmentSize);
         changed = true;
       }
