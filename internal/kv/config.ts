@@ -97,8 +97,9 @@ export interface KvConfig {
 }
 
 export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
-  if (f["initial-cluster-state"] !== "new" && f["initial-cluster-state"] !== "existing")
-    throw new FlagError(`invalid value "${f["initial-cluster-state"]}" for --initial-cluster-state: want new or existing`);
+  const clusterState = f["initial-cluster-state"];
+  if (clusterState !== "new" && clusterState !== "existing")
+    throw new FlagError(`invalid value "${clusterState}" for --initial-cluster-state: want new or existing`);
   if (f["heartbeat-interval"] === 0) throw new FlagError("--heartbeat-interval must be > 0");
   if (f["election-timeout"] < 5 * f["heartbeat-interval"])
     throw new FlagError("--election-timeout must be at least 5 times --heartbeat-interval");
@@ -124,7 +125,6 @@ export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
     throw new FlagError(
       `--initial-cluster has ${f.name}=${mine.join(",")} but missing from --initial-advertise-peer-urls=${advertisePeerUrls.join(",")}`,
     );
-  if (initialCluster.size > 1) throw new FlagError("clusters of more than one member are not built yet (Raft is issue 3)");
 
   return {
     server: {
@@ -133,8 +133,15 @@ export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
       advertiseClientUrls: urls("advertise-client-urls", f["advertise-client-urls"]),
       advertisePeerUrls,
       initialCluster,
+      clusterState,
       clusterToken: f["initial-cluster-token"],
+      heartbeatMs: f["heartbeat-interval"],
       electionMs: f["election-timeout"],
+      peerTls: {
+        ca: f["peer-trusted-ca-file"] || undefined,
+        cert: f["peer-cert-file"] || undefined,
+        key: f["peer-key-file"] || undefined,
+      },
       snapshotCount: f["snapshot-count"],
     },
     clientListeners: listeners(f, "client", urls("listen-client-urls", f["listen-client-urls"])),

@@ -10,7 +10,9 @@ const log = logger("etcdmain");
 function peerApp(server: EtcdServer): Hono {
   const app = new Hono();
   app.get("/version", (c) => c.json({ etcdserver: ETCD_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }));
-  app.get("/members", (c) => c.json(server.members()));
+  // A member joining with --initial-cluster-state existing learns the cluster here.
+  app.get("/members", (c) => c.json(server.members(), 200, { "X-Etcd-Cluster-ID": server.clusterId }));
+  app.route("/", server.transport.routes());
   return app;
 }
 
@@ -48,14 +50,16 @@ export async function serve(cfg: KvConfig): Promise<void> {
     ...cfg.clientListeners.map((l) => listen(l, clients.fetch, "client requests")),
   ];
   await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      log.info(`received ${sig}, shutting down`);
+    const stop = (why: string) => {
+      log.info(`${why}, shutting down`);
       resolve();
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("received SIGTERM"));
+    process.once("SIGINT", () => stop("received SIGINT"));
+    server.onRemoved = () => stop("removed from the cluster");
   });
-  for (const l of listeners) l.stop(true);
+  // The server first hands leadership over, which needs the peer listener for the answers.
   await server.stop();
+  for (const l of listeners) l.stop(true);
   log.info("stopped");
 }

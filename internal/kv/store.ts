@@ -59,10 +59,10 @@ interface Snapshot {
 }
 
 export class Store {
-  private readonly root = new Node("", new Map(), 0, 0, 0);
+  private root = new Node("", new Map(), 0, 0, 0);
   private current = 0;
   private readonly hub = new WatcherHub(new EventHistory());
-  private readonly ttl = new TtlHeap((e) => this.isLive(e));
+  private ttl = new TtlHeap((e) => this.isLive(e));
   private readonly counters: Record<StatName, number> = Object.fromEntries(STAT_NAMES.map((n) => [n, 0])) as Record<
     StatName,
     number
@@ -391,6 +391,19 @@ export class Store {
     for (const n of STAT_NAMES) stats[n] = this.counters[n];
     const s: Snapshot = { version: SNAPSHOT_VERSION, index: this.current, root: enc(this.root)[3] as unknown[], history, stats };
     return JSON.stringify(s);
+  }
+
+  /**
+   * Takes over the data of `from` (a snapshot a follower received from its leader) while keeping
+   * this store's watchers, as etcd's store recovery does: they see the events that follow.
+   */
+  recover(from: Store): void {
+    this.root = from.root;
+    this.current = from.current;
+    this.hub.history = from.hub.history;
+    this.ttl = new TtlHeap((e) => this.isLive(e));
+    from.ttl.forEach((at, key, n) => this.ttl.push(at, key, n));
+    for (const n of STAT_NAMES) this.counters[n] = from.counters[n];
   }
 
   static fromSnapshot(text: string): Store {

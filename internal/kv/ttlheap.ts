@@ -24,6 +24,11 @@ export class TtlHeap {
     return this.h.length;
   }
 
+  /** Every entry, in no particular order (to rebuild a heap over the same nodes). */
+  forEach(f: (at: number, key: string, node: Node) => void): void {
+    for (const e of this.h) f(e.at, e.key, e.node);
+  }
+
   push(at: number, key: string, node: Node): void {
     if (this.h.length >= this.compactAt) this.compact();
     const h = this.h;

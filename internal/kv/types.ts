@@ -1,4 +1,5 @@
 // Shapes shared by the v2 store, the write path and the HTTP layer.
+import type { ConfChange } from "./cluster.ts";
 
 export type Action =
   | "get"
@@ -89,8 +90,8 @@ export interface HardState {
   commit: number;
 }
 
-/** What goes in a normal entry: the command plus the id the proposer waits on. */
-export interface Proposal {
-  id: string;
-  cmd: Command;
-}
+/**
+ * What goes in an entry: a store command or a membership change, plus the id the proposing member
+ * waits on.
+ */
+export type Proposal = { id: string; cmd: Command } | { id: string; conf: ConfChange };

@@ -87,7 +87,7 @@ export class WatcherHub {
   /** told about callbacks that threw (their watchers are cancelled) */
   onError: ((err: unknown) => void) | null = null;
 
-  constructor(readonly history: EventHistory) {}
+  constructor(public history: EventHistory) {}
 
   /**
    * `since` is already resolved (0 → current+1). Matching history events are handed over in a

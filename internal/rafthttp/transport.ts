@@ -1,0 +1,251 @@
+// Peer transport: raft messages over HTTP(S) between members' peer URLs. Per peer, one request in
+// flight at a time; whatever raft sends meanwhile goes out as the next batch, so a busy leader
+// sends few large requests instead of one per message. Raft retransmits what is lost, so a
+// failed batch is dropped and the peer reported unreachable.
+import { Hono } from "hono";
+import type { Message } from "../raft/index.ts";
+import { decodeBatch, decodeSnapshotMessage, encodeBatch, encodeSnapshotMessage } from "./codec.ts";
+import { logger } from "../log/log.ts";
+
+const log = logger("rafthttp");
+
+export interface PeerTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+export interface TransportOptions {
+  selfId: string;
+  clusterId: string;
+  tls?: PeerTls;
+  /** A message from a peer, for raft to step. */
+  onMessage(m: Message): void;
+  onUnreachable(id: string): void;
+  onSnapshotStatus(id: string, ok: boolean): void;
+  /** Whether a member ID was removed from the cluster (its requests get 410 Gone). */
+  isRemoved(id: string): boolean;
+  /** A peer answered 410: this member was removed from the cluster. */
+  onRemoved(): void;
+}
+
+/** Round-trip statistics of one follower, as /v2/stats/leader shows them. */
+export class LatencyStats {
+  current = 0;
+  private n = 0;
+  private sum = 0;
+  private sumSq = 0;
+  minimum = Number.POSITIVE_INFINITY;
+  maximum = 0;
+  success = 0;
+  fail = 0;
+
+  record(ms: number): void {
+    this.current = ms;
+    this.n++;
+    this.sum += ms;
+    this.sumSq += ms * ms;
+    this.minimum = Math.min(this.minimum, ms);
+    this.maximum = Math.max(this.maximum, ms);
+    this.success++;
+  }
+
+  toJSON() {
+    const average = this.n ? this.sum / this.n : 0;
+    const variance = this.n ? this.sumSq / this.n - average * average : 0;
+    return {
+      latency: {
+        current: this.current,
+        average,
+        standardDeviation: Math.sqrt(Math.max(0, variance)),
+        minimum: this.n ? this.minimum : 0,
+        maximum: this.maximum,
+      },
+      counts: { fail: this.fail, success: this.success },
+    };
+  }
+}
+
+/** fetch options for requests to peers: their CA, and our certificate when peers check clients. */
+export function peerFetchInit(tls: PeerTls | undefined): RequestInit {
+  if (!tls || (!tls.ca && !tls.cert)) return {};
+  return {
+    tls: {
+      ...(tls.ca ? { ca: Bun.file(tls.ca) } : {}),
+      ...(tls.cert ? { cert: Bun.file(tls.cert) } : {}),
+      ...(tls.key ? { key: Bun.file(tls.key) } : {}),
+    },
+  } as RequestInit;
+}
+
+const SEND_TIMEOUT_MS = 5000;
+const SNAPSHOT_TIMEOUT_MS = 120_000;
+
+class Peer {
+  private queue: Message[] = [];
+  private sending = false;
+  private next = 0;
+  readonly stats = new LatencyStats();
+  /** When the peer last answered, for the strict reconfiguration check. */
+  activeSince: number | null = null;
+
+  constructor(
+    readonly id: string,
+    public urls: string[],
+    private readonly t: Transport,
+  ) {}
+
+  send(m: Message): void {
+    if (m.type === "MsgSnap") {
+      void this.sendSnapshot(m);
+      return;
+    }
+    this.queue.push(m);
+    if (!this.sending) void this.flush();
+  }
+
+  private url(): string {
+    return this.urls[this.next % this.urls.length]!;
+  }
+
+  private async flush(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        const started = performance.now();
+        try {
+          const r = await this.t.post(`${this.url()}/raft`, encodeBatch(batch), "application/json", SEND_TIMEOUT_MS);
+          if (r.status === 410) {
+            this.t.opts.onRemoved();
+            return;
+          }
+          if (!r.ok) throw new Error(`status ${r.status}: ${(await r.text()).trim()}`);
+          this.stats.record(performance.now() - started);
+          if (this.activeSince === null) {
+            this.activeSince = Date.now();
+            log.info(`peer ${this.id} became active`);
+          }
+        } catch (e) {
+          this.failed(e);
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private failed(e: unknown): void {
+    this.stats.fail++;
+    if (this.activeSince !== null) {
+      log.warn(`peer ${this.id} became inactive: ${(e as Error).message}`);
+      this.activeSince = null;
+    }
+    this.next++;
+    this.t.opts.onUnreachable(this.id);
+  }
+
+  private async sendSnapshot(m: Message): Promise<void> {
+    const size = m.snapshot?.data.byteLength ?? 0;
+    log.info(`sending snapshot at index ${m.snapshot?.index} (${size} bytes) to ${this.id}`);
+    const started = performance.now();
+    try {
+      const r = await this.t.post(`${this.url()}/raft/snapshot`, encodeSnapshotMessage(m), "application/octet-stream", SNAPSHOT_TIMEOUT_MS);
+      if (!r.ok) throw new Error(`status ${r.status}: ${(await r.text()).trim()}`);
+      log.info(`sent snapshot to ${this.id} in ${Math.round(performance.now() - started)} ms`);
+      this.t.opts.onSnapshotStatus(this.id, true);
+    } catch (e) {
+      log.warn(`sending snapshot to ${this.id} failed: ${(e as Error).message}`);
+      this.failed(e);
+      this.t.opts.onSnapshotStatus(this.id, false);
+    }
+  }
+}
+
+export class Transport {
+  private readonly peers = new Map<string, Peer>();
+  private readonly tlsInit: RequestInit;
+
+  constructor(readonly opts: TransportOptions) {
+    this.tlsInit = peerFetchInit(opts.tls);
+  }
+
+  post(url: string, body: string | Uint8Array, type: string, timeoutMs: number): Promise<Response> {
+    return fetch(url, {
+      method: "POST",
+      body,
+      headers: { "Content-Type": type, "X-Etcd-Cluster-ID": this.opts.clusterId, "X-Server-From": this.opts.selfId },
+      signal: AbortSignal.timeout(timeoutMs),
+      ...this.tlsInit,
+    });
+  }
+
+  /** Makes the peer set exactly these members (other than this one). */
+  setPeers(members: { id: string; peerURLs: string[] }[]): void {
+    const want = new Map(members.filter((m) => m.id !== this.opts.selfId).map((m) => [m.id, m.peerURLs]));
+    for (const id of this.peers.keys()) if (!want.has(id)) this.peers.delete(id);
+    for (const [id, urls] of want) {
+      const p = this.peers.get(id);
+      if (p) p.urls = urls;
+      else this.peers.set(id, new Peer(id, urls, this));
+    }
+  }
+
+  send(msgs: Message[]): void {
+    for (const m of msgs) {
+      const p = this.peers.get(m.to);
+      if (p) p.send(m);
+    }
+  }
+
+  activeSince(id: string): number | null {
+    return this.peers.get(id)?.activeSince ?? null;
+  }
+
+  followerStats(): Record<string, ReturnType<LatencyStats["toJSON"]>> {
+    return Object.fromEntries([...this.peers].map(([id, p]) => [id, p.stats.toJSON()]));
+  }
+
+  /** The receiving side, mounted on the peer listener. */
+  routes(): Hono {
+    const app = new Hono();
+    const check = (req: Request): Response | null => {
+      const cid = req.headers.get("x-etcd-cluster-id");
+      if (cid !== null && cid !== this.opts.clusterId) {
+        log.warn(`rejected a message from cluster ${cid} (this is ${this.opts.clusterId})`);
+        return new Response("cluster ID mismatch\n", { status: 412 });
+      }
+      const from = req.headers.get("x-server-from");
+      if (from !== null && this.opts.isRemoved(from)) return new Response("the member has been permanently removed from the cluster\n", { status: 410 });
+      return null;
+    };
+    app.post("/raft", async (c) => {
+      const bad = check(c.req.raw);
+      if (bad) return bad;
+      let msgs: Message[];
+      try {
+        msgs = decodeBatch(await c.req.text());
+      } catch (e) {
+        return c.text(`bad raft batch: ${(e as Error).message}\n`, 400);
+      }
+      for (const m of msgs) this.opts.onMessage(m);
+      return c.body(null, 204);
+    });
+    app.post("/raft/snapshot", async (c) => {
+      const bad = check(c.req.raw);
+      if (bad) return bad;
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      let m: Message;
+      try {
+        m = decodeSnapshotMessage(body);
+      } catch (e) {
+        return c.text(`bad snapshot message: ${(e as Error).message}\n`, 400);
+      }
+      log.info(`received snapshot at index ${m.snapshot?.index} (${m.snapshot?.data.byteLength} bytes) from ${m.from}`);
+      this.opts.onMessage(m);
+      return c.body(null, 204);
+    });
+    return app;
+  }
+}
