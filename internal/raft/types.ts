@@ -1,19 +1,13 @@
 // The vocabulary of the consensus core: messages, states, snapshots and errors, modelled on
 // go.etcd.io/etcd/raft so that etcd's documentation and reasoning carry over.
-import type { Entry, HardState as WalHardState } from "../kv/types.ts";
+import type { Entry, HardState } from "../kv/types.ts";
 
-export type { Entry };
+export type { Entry, HardState };
 
 /** A member ID as etcd prints it (lowercase hex). */
 export type NodeId = string;
 /** No node: no vote cast, no known leader. */
 export const None: NodeId = "";
-
-/**
- * Raft's persistent state. Same fields as the WAL's HardState, but the vote is a member ID string:
- * etcd's IDs are 64-bit and do not fit a JS number, so the WAL side converts when it stores it.
- */
-export type HardState = Omit<WalHardState, "vote"> & { vote: NodeId };
 
 export const emptyHardState = (): HardState => ({ term: 0, vote: None, commit: 0 });
 
