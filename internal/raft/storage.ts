@@ -89,7 +89,10 @@ export class MemoryStorage implements Storage {
     return this.snap;
   }
 
-  /** Drops entries up to and including `index`; `index` becomes the placeholder. */
+  /**
+   * Drops entries up to and including `index`; `index` becomes the placeholder. Keep `index` at or
+   * below the snapshot's: a follower sent the snapshot needs the entries right after it.
+   */
   compact(index: number): void {
     if (index <= this.offset) throw new ErrCompacted();
     if (index > this.lastIndex()) throw new Error(`raft: compact ${index} is beyond last index ${this.lastIndex()}`);
