@@ -365,17 +365,42 @@ export class Store {
 
   // ---- snapshots ---------------------------------------------------------------------------
 
+  /** The store as JSON text (one node or event per line; see snapshotChunks). */
   toSnapshot(): string {
-    const enc = (n: Node): SnapNode => {
-      if (n.children === null) return [n.createdIndex, n.modifiedIndex, n.expireAt, n.value];
-      const kids: unknown[] = [];
-      for (const [name, c] of n.children) kids.push(name, enc(c));
-      return [n.createdIndex, n.modifiedIndex, n.expireAt, kids];
-    };
-    const history: SnapEvent[] = [];
+    let text = "";
+    for (const piece of this.snapshotChunks()) text += piece;
+    return text;
+  }
+
+  /**
+   * The snapshot JSON in pieces of about `chunkChars` characters; together they are toSnapshot().
+   * The document puts one event or node per line (JSON allows the newlines), so it can be written
+   * out piece by piece and read back line by line (fromSnapshotLines) without the whole text, or
+   * a parsed copy of it, in memory at once:
+   *
+   *     {"version":1,"index":7,"stats":{...},"history":[
+   *     ["set",6,"/d/x",0,"v",0,6,0,null]
+   *     ,["set",7,"/k",0,"w",0,7,0,null]
+   *     ],"root":[
+   *     "d",[6,6,0,[
+   *     "x",[6,6,0,"v"]
+   *     ]]
+   *     ,"k",[7,7,0,"w"]
+   *     ]}
+   *
+   * Consume it without yielding to the event loop (the pieces are made as they are asked for); a
+   * store changed in between makes the generator throw rather than describe two states.
+   */
+  *snapshotChunks(chunkChars = 64 << 10): Generator<string> {
+    const at = this.current;
+    const changed = () => new Error(`store changed during a snapshot (index ${at}, now ${this.current})`);
+    const stats: Record<string, number> = {};
+    for (const n of STAT_NAMES) stats[n] = this.counters[n];
+    let buf = `{"version":${SNAPSHOT_VERSION},"index":${at},"stats":${JSON.stringify(stats)},"history":[\n`;
+    let first = true;
     for (const e of this.hub.history.from(0)) {
       const p = e.prev;
-      history.push([
+      const ev: SnapEvent = [
         e.action,
         e.index,
         e.key,
@@ -385,12 +410,48 @@ export class Store {
         e.createdIndex,
         e.refresh ? 1 : 0,
         p === null ? null : [p.value ?? null, p.expireAt, p.modifiedIndex, p.createdIndex],
-      ]);
+      ];
+      buf += `${first ? "" : ","}${JSON.stringify(ev)}\n`;
+      first = false;
+      if (buf.length >= chunkChars) {
+        yield buf;
+        buf = "";
+        if (this.current !== at) throw changed();
+      }
     }
-    const stats: Record<string, number> = {};
-    for (const n of STAT_NAMES) stats[n] = this.counters[n];
-    const s: Snapshot = { version: SNAPSHOT_VERSION, index: this.current, root: enc(this.root)[3] as unknown[], history, stats };
-    return JSON.stringify(s);
+    buf += `],"root":[\n`;
+    // depth-first, children in insertion order (the order GETs list them in)
+    const stack: Array<Iterator<[string, Node]>> = [this.root.children!.entries()];
+    first = true;
+    while (stack.length > 0) {
+      const r = stack[stack.length - 1]!.next();
+      if (r.done) {
+        stack.pop();
+        buf += stack.length > 0 ? "]]\n" : "]}";
+        first = false;
+      } else {
+        const [name, n] = r.value;
+        const head = `${first ? "" : ","}${JSON.stringify(name)},[${n.createdIndex},${n.modifiedIndex},${JSON.stringify(n.expireAt)},`;
+        const ch = n.children;
+        if (ch === null) {
+          buf += `${head}${JSON.stringify(n.value)}]\n`;
+          first = false;
+        } else if (ch.size === 0) {
+          buf += `${head}[]]\n`;
+          first = false;
+        } else {
+          buf += `${head}[\n`;
+          stack.push(ch.entries());
+          first = true;
+        }
+      }
+      if (buf.length >= chunkChars) {
+        yield buf;
+        buf = "";
+        if (this.current !== at) throw changed();
+      }
+    }
+    yield buf;
   }
 
   /**
@@ -407,7 +468,71 @@ export class Store {
   }
 
   static fromSnapshot(text: string): Store {
-    const s = JSON.parse(text) as Snapshot;
+    return Store.fromSnapshotLines(text.split("\n"));
+  }
+
+  /**
+   * Rebuilds a store from the lines of a snapshot (the text split at "\n", without the newlines),
+   * one line at a time: the lines can come straight from a file. Also reads the older layout, the
+   * whole document on one line.
+   */
+  static fromSnapshotLines(lines: Iterable<string>): Store {
+    const it = lines[Symbol.iterator]();
+    let lineNo = 0;
+    const next = (): string | undefined => {
+      const r = it.next();
+      lineNo++;
+      return r.done ? undefined : r.value;
+    };
+    const bad = (why: string) => new Error(`store snapshot: ${why} at line ${lineNo}`);
+    const head = next();
+    if (head === undefined) throw bad("empty snapshot");
+    if (!head.endsWith("[")) {
+      // the older layout: one JSON document on one line
+      let text = head;
+      for (let l = next(); l !== undefined; l = next()) text += "\n" + l;
+      return Store.fromParsed(JSON.parse(text) as Snapshot);
+    }
+    const h = JSON.parse(head + "]}") as { version: number; index: number; stats: Record<string, number> };
+    if (h.version !== SNAPSHOT_VERSION) throw new Error(`unsupported store snapshot version ${h.version}`);
+    const st = new Store();
+    const unComma = (l: string) => (l.charCodeAt(0) === 44 /* , */ ? l.slice(1) : l);
+    for (;;) {
+      const l = next();
+      if (l === undefined) throw bad("unexpected end in the history");
+      if (l === '],"root":[') break;
+      st.addSnapEvent(JSON.parse(unComma(l)) as SnapEvent);
+    }
+    const dirs: Array<{ key: string; children: Map<string, Node> }> = [{ key: "/", children: st.root.children! }];
+    for (;;) {
+      const l = next();
+      if (l === undefined) throw bad("unexpected end in the tree");
+      if (l === "]]" || l === "]}") {
+        if ((l === "]}") !== (dirs.length === 1)) throw bad("unbalanced tree");
+        if (l === "]}") break;
+        dirs.pop();
+        continue;
+      }
+      const open = l.endsWith("[");
+      const [name, [ci, mi, exp, body]] = JSON.parse(`[${unComma(l)}${open ? "]]]" : "]"}`) as [string, SnapNode];
+      const dir = dirs[dirs.length - 1]!;
+      const isDir = typeof body !== "string";
+      if (isDir && !open && (body as unknown[]).length > 0) throw bad("a directory's children on its own line");
+      const n = isDir ? new Node("", new Map(), ci, mi, exp) : new Node(body, null, ci, mi, exp);
+      dir.children.set(name, n);
+      if (exp !== 0 || open) {
+        const key = childKey(dir.key, name);
+        if (exp !== 0) st.ttl.push(exp, key, n);
+        if (open) dirs.push({ key, children: n.children! });
+      }
+    }
+    for (let l = next(); l !== undefined; l = next()) if (l !== "") throw bad("text after the document");
+    st.current = h.index;
+    for (const n of STAT_NAMES) st.counters[n] = h.stats[n] ?? 0;
+    return st;
+  }
+
+  private static fromParsed(s: Snapshot): Store {
     if (s.version !== SNAPSHOT_VERSION) throw new Error(`unsupported store snapshot version ${s.version}`);
     const st = new Store();
     const fill = (into: Map<string, Node>, dirKey: string, kids: unknown[]): void => {
@@ -423,12 +548,14 @@ export class Store {
     };
     fill(st.root.children!, "/", s.root);
     st.current = s.index;
-    for (const [action, index, key, dir, value, exp, ci, refresh, p] of s.history) {
-      const prev = p === null ? null : new PrevNode(p[0] ?? undefined, p[1], p[2], p[3]);
-      st.hub.history.add(new KvEvent(action, index, key, dir === 1, value ?? undefined, exp, ci, prev, refresh === 1));
-    }
+    for (const e of s.history) st.addSnapEvent(e);
     for (const n of STAT_NAMES) st.counters[n] = s.stats[n] ?? 0;
     return st;
+  }
+
+  private addSnapEvent([action, index, key, dir, value, exp, ci, refresh, p]: SnapEvent): void {
+    const prev = p === null ? null : new PrevNode(p[0] ?? undefined, p[1], p[2], p[3]);
+    this.hub.history.add(new KvEvent(action, index, key, dir === 1, value ?? undefined, exp, ci, prev, refresh === 1));
   }
 }
 

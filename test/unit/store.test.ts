@@ -825,4 +825,71 @@ describe("snapshot", () => {
   test("rejects an unknown version", () => {
     expect(() => Store.fromSnapshot('{"version":99}')).toThrow();
   });
+
+  test("snapshotChunks: small pieces that join to toSnapshot, one node or event per line", () => {
+    const s = busyStore();
+    s.apply(mkdir("/empty"));
+    s.apply(set("/deep/er/still", "v\u2028w"));
+    const text = s.toSnapshot();
+    const pieces = [...s.snapshotChunks(16)];
+    expect(pieces.length).toBeGreaterThan(10);
+    expect(pieces.join("")).toBe(text);
+    const lines = text.split("\n");
+    const i = s.index;
+    expect(lines[0]).toStartWith(`{"version":1,"index":${i},"stats":{`);
+    expect(lines).toContain(`,"empty",[${i - 1},${i - 1},0,[]]`);
+    expect(lines.at(-1)).toBe("]}");
+    // still one JSON document, with the fields readers use
+    const doc = JSON.parse(text) as { index: number; root: unknown[]; history: unknown[] };
+    expect(doc.index).toBe(i);
+    expect(doc.history.length).toBe(i);
+  });
+
+  test("fromSnapshotLines rebuilds from lines cut anywhere by the pieces, and reads the one-line layout", () => {
+    const s = busyStore();
+    s.apply(mkdir("/empty"));
+    s.apply(set("/deep/er/still", "x", { expireAt: NOW + 9000 }));
+    const text = s.toSnapshot();
+    function* lines(): Generator<string> {
+      let rest = "";
+      for (const piece of s.snapshotChunks(7)) {
+        const parts = (rest + piece).split("\n");
+        rest = parts.pop()!;
+        yield* parts;
+      }
+      yield rest;
+    }
+    const r = Store.fromSnapshotLines(lines());
+    expect(r.toSnapshot()).toBe(text);
+    expect(js(r.get("/", true, true))).toBe(js(s.get("/", true, true)));
+    expect(r.nextExpiry()).toBe(s.nextExpiry());
+    // the layout written before: the same document on one line
+    const old = JSON.stringify(JSON.parse(text));
+    expect(old).not.toContain("\n");
+    expect(Store.fromSnapshot(old).toSnapshot()).toBe(text);
+  });
+
+  test("an empty store round-trips", () => {
+    const s = new Store();
+    expect(Store.fromSnapshot(s.toSnapshot()).toSnapshot()).toBe(s.toSnapshot());
+    expect(JSON.parse(s.toSnapshot())).toEqual({ version: 1, index: 0, stats: expect.any(Object), history: [], root: [] });
+  });
+
+  test("a store changed while its snapshot is being read makes the reader throw", () => {
+    const s = busyStore();
+    for (let i = 0; i < 100; i++) s.apply(set(`/many/k${i}`, "v"));
+    const it = s.snapshotChunks(64);
+    it.next();
+    s.apply(set("/late", "v"));
+    expect(() => [...it]).toThrow(/changed during a snapshot/);
+  });
+
+  test("malformed line layouts are refused", () => {
+    const text = busyStore().toSnapshot();
+    const lines = text.split("\n");
+    expect(() => Store.fromSnapshotLines(lines.slice(0, -1))).toThrow(/unexpected end/);
+    expect(() => Store.fromSnapshotLines(lines.filter((l) => l !== "]]"))).toThrow(/unbalanced|unexpected end/);
+    expect(() => Store.fromSnapshotLines([...lines, "junk"])).toThrow(/after the document/);
+    expect(() => Store.fromSnapshotLines([])).toThrow(/empty/);
+  });
 });
