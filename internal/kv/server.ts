@@ -213,10 +213,11 @@ export class EtcdServer {
     server.transport.setPeers(server.cluster.size > 0 ? server.cluster.list() : server.meta.members);
     server.timers.push(setInterval(() => server.tick(), cfg.heartbeatMs));
     server.timers.push(setInterval(() => server.maybeExpire(), SYNC_INTERVAL_MS));
-    // A single voter need not wait an election timeout to lead itself.
-    if (server.node.status().voters.length <= 1 || (server.cluster.size === 1 && server.cluster.get(server.id))) {
-      server.node.campaign();
-    }
+    // A single voter need not wait an election timeout to lead itself; Raft campaigns only once
+    // the bootstrap entries of the first Ready are applied.
+    await server.run();
+    const voters = server.node.status().voters;
+    if (voters.length === 1 && voters[0] === server.id) server.node.campaign();
     server.kick();
     return server;
   }
