@@ -118,4 +118,93 @@ describe("Snapshotter", () => {
     expect(got?.data.length).toBe(data.length);
     expect(Buffer.compare(Buffer.from(got!.data), Buffer.from(data))).toBe(0);
   });
+
+  test("saveChunks: pieces of text and bytes make the same file save() makes of their concatenation", async () => {
+    const dir = snapDir();
+    const s = new Snapshotter(dir);
+    const pieces: Array<string | Uint8Array> = ['{"a":1}\n', enc.encode("raw bytes\n"), "", "caf\u00e9 \u{1F600}\n", "end"];
+    await s.saveChunks({ term: 1, index: 5, chunks: pieces });
+    const all = Buffer.concat(pieces.map((p) => (typeof p === "string" ? enc.encode(p) : p)));
+    const other = snapDir();
+    await new Snapshotter(other).save({ term: 1, index: 5, data: all });
+    const name = "0000000000000001-0000000000000005.snap";
+    expect(readFileSync(join(dir, name))).toEqual(readFileSync(join(other, name)));
+    const got = await s.loadNewest();
+    expect(Buffer.from(got!.data)).toEqual(all);
+    const ref = await s.newest();
+    expect([ref!.index, ref!.term, ref!.size]).toEqual([5, 1, all.length]);
+    expect([...ref!.lines()]).toEqual(['{"a":1}', "raw bytes", "caf\u00e9 \u{1F600}", "end"]);
+  });
+
+  test("saveChunks takes every piece before it returns, and a failing source leaves nothing behind", async () => {
+    const dir = snapDir();
+    const s = new Snapshotter(dir);
+    let taken = 0;
+    function* gen(fail: boolean): Generator<string> {
+      for (let i = 0; i < 100; i++) {
+        taken++;
+        yield `line ${i}\n`;
+      }
+      if (fail) throw new Error("source broke");
+    }
+    const p = s.saveChunks({ term: 1, index: 1, chunks: gen(false) });
+    expect(taken).toBe(100);
+    await p;
+    expect(s.saveChunks({ term: 1, index: 2, chunks: gen(true) })).rejects.toThrow("source broke");
+    await Bun.sleep(0);
+    expect(readdirSync(dir)).toEqual(["0000000000000001-0000000000000001.snap"]);
+    expect((await s.newest())?.index).toBe(1);
+  });
+
+  test("text far larger than the write block, multi-byte characters across every edge, read back by lines", async () => {
+    const dir = snapDir();
+    const s = new Snapshotter(dir);
+    const lines = Array.from({ length: 3000 }, (_, i) => `${i}:` + "\u00e9\u{1F600}x".repeat(i % 400));
+    const text = lines.join("\n");
+    // 700,001 falls inside a surrogate pair: the pair must come out whole, as one 4-byte character
+    expect(text.charCodeAt(700_000)).toBeGreaterThanOrEqual(0xd800);
+    expect(text.charCodeAt(700_000)).toBeLessThan(0xdc00);
+    await s.saveChunks({ term: 2, index: 9, chunks: [text.slice(0, 700_001), text.slice(700_001)] });
+    const ref = await s.newest();
+    expect(ref!.size).toBe(enc.encode(text).length);
+    expect(ref!.size).toBeGreaterThan(3 << 20); // several read pieces
+    const back = [...ref!.lines()];
+    expect(back.length).toBe(lines.length);
+    expect(back).toEqual(lines);
+  });
+
+  test("a save queued behind another keeps its temp file through the other's purge", async () => {
+    const dir = snapDir();
+    const s = new Snapshotter(dir);
+    const first = s.save(snap(1, 1));
+    const second = s.saveChunks({ term: 1, index: 2, chunks: ["second"] });
+    await Promise.all([first, second]);
+    expect(readdirSync(dir).sort()).toEqual(["0000000000000001-0000000000000001.snap", "0000000000000001-0000000000000002.snap"]);
+    expect(dec.decode((await s.loadNewest())!.data)).toBe("second");
+  });
+
+  test("newest() verifies in pieces: a damaged newest is set aside; damage after the check fails the read", async () => {
+    const dir = snapDir();
+    const s = new Snapshotter(dir);
+    await s.saveChunks({ term: 1, index: 1, chunks: ["old\n", "x".repeat(3 << 20)] });
+    await s.saveChunks({ term: 1, index: 2, chunks: ["new\n", "y".repeat(3 << 20)] });
+    const newest = join(dir, "0000000000000001-0000000000000002.snap");
+    const b = readFileSync(newest);
+    b[b.length - 100]! ^= 1;
+    writeFileSync(newest, b);
+    const warn = spyOn(snapLog, "warn");
+    try {
+      const ref = await s.newest();
+      expect(ref?.index).toBe(1);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(existsSync(`${newest}.broken`)).toBe(true);
+      const old = join(dir, "0000000000000001-0000000000000001.snap");
+      const c = readFileSync(old);
+      c[c.length - 1]! ^= 1;
+      writeFileSync(old, c);
+      expect(() => [...ref!.lines()]).toThrow(/changed after it was checked \(crc mismatch\)/);
+    } finally {
+      warn.mockRestore();
+    }
+  });
 });
