@@ -214,12 +214,14 @@ export function clientApp(server: EtcdServer): Hono {
     ),
   );
   app.get("/v2/stats/leader", (c) =>
-    server.leaderId
-      ? json(c, { leader: server.leaderId, followers: {} }, false)
+    server.state === "StateLeader"
+      ? json(c, { leader: server.id, followers: server.transport.followerStats() }, false)
       : messageResponse(403, "not current leader"),
   );
   app.get("/version", (c) => json(c, { etcdserver: ETCD_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }, false));
-  app.get("/health", () => (server.leaderId ? text(200, `{"health":"true"}`) : text(503, `{"health":"false"}`)));
+  app.get("/health", () =>
+    server.leaderId && server.published ? text(200, `{"health":"true"}`) : text(503, `{"health":"false"}`),
+  );
   app.notFound(() => text(404, "404 page not found\n"));
   app.onError((e) => errorResponse(server, e));
   return app;

@@ -415,7 +415,7 @@ export class EtcdServer {
       if (ss.lead === "") log.info(`raft: ${this.id} lost leader ${before.lead} at term ${this.node.status().term}`);
       else log.info(`raft: ${this.id} elected leader ${ss.lead} at term ${this.node.status().term}`);
     }
-    if (ss.state === "StateLeader" && before.state !== "StateLeader") this.publish();
+    if (ss.lead !== "") this.publish();
   }
 
   private async installSnapshot(s: Snapshot): Promise<void> {
@@ -492,26 +492,32 @@ export class EtcdServer {
     queueMicrotask(() => this.onRemoved());
   }
 
-  /** A new leader publishes its name and client URLs if the record differs (etcd's attributes). */
+  private publishing = false;
+
+  /**
+   * Once a leader is known, a member publishes its name and client URLs through the log if the
+   * record differs (etcd's attributes write); until that is applied it is not ready (/health).
+   */
   private publish(): void {
-    const me = this.cluster.get(this.id);
-    if (!me) return;
+    if (this.published || this.publishing) return;
+    this.publishing = true;
     const clientURLs = this.cfg.advertiseClientUrls;
-    if (me.name === this.cfg.name && me.clientURLs.join(",") === clientURLs.join(",")) return;
-    this.changeMembership({ type: "attributes", id: this.id, name: this.cfg.name, clientURLs }).catch((e) =>
-      log.warn(`publishing member attributes failed: ${(e as Error).message}`),
-    );
+    this.changeMembership({ type: "attributes", id: this.id, name: this.cfg.name, clientURLs })
+      .catch((e) => log.warn(`publishing member attributes failed: ${(e as Error).message}`))
+      .finally(() => {
+        this.publishing = false;
+        if (!this.published && this.leaderId) this.publish();
+      });
   }
 
-  /** Followers publish too, once they know a leader. */
-  private publishedOnce = false;
+  /** Whether the cluster's record of this member carries its current name and client URLs. */
+  get published(): boolean {
+    const me = this.cluster.get(this.id);
+    return me !== undefined && me.name === this.cfg.name && me.clientURLs.join(",") === this.cfg.advertiseClientUrls.join(",");
+  }
 
   /** Only the leader expires keys, through a replicated entry carrying its clock (spec §1.9). */
   private maybeExpire(): void {
-    if (!this.publishedOnce && this.leaderId) {
-      this.publishedOnce = true;
-      if (this.soft.state !== "StateLeader") this.publish();
-    }
     if (this.soft.state !== "StateLeader" || this.expiring || this.stopped) return;
     const next = this.store.nextExpiry();
     const now = Date.now();
