@@ -58,6 +58,84 @@ interface Snapshot {
   stats: Record<string, number>;
 }
 
+const utf8 = new TextEncoder();
+
+/**
+ * JSON text built as UTF-8 straight into one reused buffer: a snapshot of 100k keys then makes no
+ * garbage per key (joined strings, number strings, entry arrays), which otherwise piled up faster
+ * than the collector ran and showed as tens of MB of peak RSS.
+ */
+class JsonBytes {
+  buf: Uint8Array;
+  len = 0;
+
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const b = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    b.set(this.buf.subarray(0, this.len));
+    this.buf = b;
+  }
+
+  /** `s` as UTF-8, unquoted. */
+  text(s: string): void {
+    this.room(s.length * 3); // UTF-8 takes at most 3 bytes per UTF-16 unit
+    const b = this.buf;
+    let p = this.len;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        this.len = p;
+        this.len += utf8.encodeInto(s.slice(i), b.subarray(p)).written;
+        return;
+      }
+      b[p++] = c;
+    }
+    this.len = p;
+  }
+
+  /** `s` as a JSON string, exactly as JSON.stringify writes it. */
+  str(s: string): void {
+    this.room(s.length + 2);
+    const b = this.buf;
+    let p = this.len;
+    b[p++] = 34;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      // quote, backslash and controls are escaped, anything past ASCII is encoded: the slow way
+      if (c < 0x20 || c === 34 || c === 92 || c >= 0x80) return this.text(JSON.stringify(s));
+      b[p++] = c;
+    }
+    b[p++] = 34;
+    this.len = p;
+  }
+
+  /** A number as JSON.stringify writes it. */
+  num(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0)) return this.text(JSON.stringify(n));
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    this.room(digits);
+    const b = this.buf;
+    let p = this.len + digits;
+    this.len = p;
+    do {
+      b[--p] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
+  }
+
+  /** The bytes so far (a view: valid until the next write), and start over. */
+  take(): Uint8Array {
+    const v = this.buf.subarray(0, this.len);
+    this.len = 0;
+    return v;
+  }
+}
+
 export class Store {
   private root = new Node("", new Map(), 0, 0, 0);
   private current = 0;
@@ -367,16 +445,18 @@ export class Store {
 
   /** The store as JSON text (one node or event per line; see snapshotChunks). */
   toSnapshot(): string {
+    const dec = new TextDecoder();
     let text = "";
-    for (const piece of this.snapshotChunks()) text += piece;
-    return text;
+    for (const piece of this.snapshotChunks()) text += dec.decode(piece, { stream: true });
+    return text + dec.decode();
   }
 
   /**
-   * The snapshot JSON in pieces of about `chunkChars` characters; together they are toSnapshot().
-   * The document puts one event or node per line (JSON allows the newlines), so it can be written
-   * out piece by piece and read back line by line (fromSnapshotLines) without the whole text, or
-   * a parsed copy of it, in memory at once:
+   * The snapshot as UTF-8 JSON in pieces of about `chunkBytes`; together they are toSnapshot().
+   * Each piece is a view into one reused buffer: write it out (or decode it) before asking for
+   * the next. The document puts one event or node per line (JSON allows the newlines), so it can
+   * be read back line by line (fromSnapshotLines) without the whole text, or a parsed copy of it,
+   * in memory at once:
    *
    *     {"version":1,"index":7,"stats":{...},"history":[
    *     ["set",6,"/d/x",0,"v",0,6,0,null]
@@ -391,12 +471,12 @@ export class Store {
    * Consume it without yielding to the event loop (the pieces are made as they are asked for); a
    * store changed in between makes the generator throw rather than describe two states.
    */
-  *snapshotChunks(chunkChars = 64 << 10): Generator<string> {
+  *snapshotChunks(chunkBytes = 64 << 10): Generator<Uint8Array> {
     const at = this.current;
-    const changed = () => new Error(`store changed during a snapshot (index ${at}, now ${this.current})`);
     const stats: Record<string, number> = {};
     for (const n of STAT_NAMES) stats[n] = this.counters[n];
-    let buf = `{"version":${SNAPSHOT_VERSION},"index":${at},"stats":${JSON.stringify(stats)},"history":[\n`;
+    const w = new JsonBytes(chunkBytes + 4096);
+    w.text(`{"version":${SNAPSHOT_VERSION},"index":${at},"stats":${JSON.stringify(stats)},"history":[\n`);
     let first = true;
     for (const e of this.hub.history.from(0)) {
       const p = e.prev;
@@ -411,47 +491,59 @@ export class Store {
         e.refresh ? 1 : 0,
         p === null ? null : [p.value ?? null, p.expireAt, p.modifiedIndex, p.createdIndex],
       ];
-      buf += `${first ? "" : ","}${JSON.stringify(ev)}\n`;
+      if (!first) w.text(",");
+      w.text(JSON.stringify(ev));
+      w.text("\n");
       first = false;
-      if (buf.length >= chunkChars) {
-        yield buf;
-        buf = "";
-        if (this.current !== at) throw changed();
+      if (w.len >= chunkBytes) {
+        yield w.take();
+        this.checkUnchanged(at);
       }
     }
-    buf += `],"root":[\n`;
-    // depth-first, children in insertion order (the order GETs list them in)
-    const stack: Array<Iterator<[string, Node]>> = [this.root.children!.entries()];
-    first = true;
-    while (stack.length > 0) {
-      const r = stack[stack.length - 1]!.next();
-      if (r.done) {
-        stack.pop();
-        buf += stack.length > 0 ? "]]\n" : "]}";
-        first = false;
+    w.text(`],"root":[\n`);
+    yield* this.snapshotDir(this.root.children!, w, chunkBytes, at);
+    w.text("]}");
+    yield w.take();
+  }
+
+  private checkUnchanged(at: number): void {
+    if (this.current !== at) throw new Error(`store changed during a snapshot (index ${at}, now ${this.current})`);
+  }
+
+  /**
+   * The lines of one directory's children, depth-first in insertion order (the order GETs list
+   * them in). for-of over keys() allocates nothing per child, unlike entries() or next() calls.
+   */
+  private *snapshotDir(ch: Map<string, Node>, w: JsonBytes, chunkBytes: number, at: number): Generator<Uint8Array> {
+    let first = true;
+    for (const name of ch.keys()) {
+      const n = ch.get(name)!;
+      if (!first) w.text(",");
+      first = false;
+      w.str(name);
+      w.text(",[");
+      w.num(n.createdIndex);
+      w.text(",");
+      w.num(n.modifiedIndex);
+      w.text(",");
+      w.num(n.expireAt);
+      w.text(",");
+      const kids = n.children;
+      if (kids === null) {
+        w.str(n.value);
+        w.text("]\n");
+      } else if (kids.size === 0) {
+        w.text("[]]\n");
       } else {
-        const [name, n] = r.value;
-        const head = `${first ? "" : ","}${JSON.stringify(name)},[${n.createdIndex},${n.modifiedIndex},${JSON.stringify(n.expireAt)},`;
-        const ch = n.children;
-        if (ch === null) {
-          buf += `${head}${JSON.stringify(n.value)}]\n`;
-          first = false;
-        } else if (ch.size === 0) {
-          buf += `${head}[]]\n`;
-          first = false;
-        } else {
-          buf += `${head}[\n`;
-          stack.push(ch.entries());
-          first = true;
-        }
+        w.text("[\n");
+        yield* this.snapshotDir(kids, w, chunkBytes, at);
+        w.text("]]\n");
       }
-      if (buf.length >= chunkChars) {
-        yield buf;
-        buf = "";
-        if (this.current !== at) throw changed();
+      if (w.len >= chunkBytes) {
+        yield w.take();
+        this.checkUnchanged(at);
       }
     }
-    yield buf;
   }
 
   /**

@@ -831,9 +831,11 @@ describe("snapshot", () => {
     s.apply(mkdir("/empty"));
     s.apply(set("/deep/er/still", "v\u2028w"));
     const text = s.toSnapshot();
-    const pieces = [...s.snapshotChunks(16)];
+    // each piece is a view of one reused buffer: copy it before taking the next
+    const pieces = Array.from(s.snapshotChunks(16), (p) => p.slice());
     expect(pieces.length).toBeGreaterThan(10);
-    expect(pieces.join("")).toBe(text);
+    expect(new TextDecoder().decode(Buffer.concat(pieces))).toBe(text);
+    expect(Buffer.concat(pieces)).toEqual(Buffer.from(text));
     const lines = text.split("\n");
     const i = s.index;
     expect(lines[0]).toStartWith(`{"version":1,"index":${i},"stats":{`);
@@ -852,8 +854,9 @@ describe("snapshot", () => {
     const text = s.toSnapshot();
     function* lines(): Generator<string> {
       let rest = "";
+      const dec = new TextDecoder();
       for (const piece of s.snapshotChunks(7)) {
-        const parts = (rest + piece).split("\n");
+        const parts = (rest + dec.decode(piece, { stream: true })).split("\n");
         rest = parts.pop()!;
         yield* parts;
       }
@@ -867,6 +870,42 @@ describe("snapshot", () => {
     const old = JSON.stringify(JSON.parse(text));
     expect(old).not.toContain("\n");
     expect(Store.fromSnapshot(old).toSnapshot()).toBe(text);
+  });
+
+  test("names and values are written exactly as JSON.stringify writes them", () => {
+    const tricky = [
+      "plain",
+      'quote " and backslash \\',
+      "controls \u0000\u0001\t\n\r\u001f",
+      "caf\u00e9 \u4e2d\u6587 \u{1F600}",
+      "lone \ud800 surrogate \udc00",
+      "separators \u2028\u2029",
+      "x".repeat(70_000), // larger than a piece
+      "\u00e9".repeat(40_000),
+      "",
+    ];
+    const s = new Store();
+    tricky.forEach((v, i) => s.apply(set(`/${v.slice(0, 30) || "empty"}${i}/k`, v, { expireAt: i === 1 ? NOW : null })));
+    const text = s.toSnapshot();
+    const lines = text.split("\n");
+    const rootAt = lines.indexOf('],"root":[');
+    let leaves = 0;
+    for (const line of lines.slice(rootAt + 1)) {
+      if (line === "]]" || line === "]}") continue;
+      const l = line.startsWith(",") ? line.slice(1) : line;
+      const open = l.endsWith("[");
+      const [name, node] = JSON.parse(`[${l}${open ? "]]]" : "]"}`) as [string, unknown[]];
+      const again = `${JSON.stringify(name)},${JSON.stringify(node)}`;
+      expect(open ? again.slice(0, -2) : again).toBe(l);
+      if (!open) leaves++;
+    }
+    expect(leaves).toBe(tricky.length);
+    const r = Store.fromSnapshot(text);
+    expect(r.toSnapshot()).toBe(text);
+    for (let i = 0; i < tricky.length; i++) {
+      const key = `/${tricky[i]!.slice(0, 30) || "empty"}${i}/k`;
+      expect(r.get(key, false, false).toJSON(NOW).node.value).toBe(tricky[i]!);
+    }
   });
 
   test("an empty store round-trips", () => {
