@@ -6,7 +6,7 @@
 //   <url>/<memberIDhex>       "name=peerURL[,name=peerURL2]", created once by each member
 //
 // The first N keys by createdIndex are the cluster; anyone later finds it full.
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   CanceledError,
@@ -20,6 +20,7 @@ import {
 } from "../kvclient/index.ts";
 import type { NodeJSON } from "./types.ts";
 import { logger } from "../log/log.ts";
+import { Wal } from "../wal/wal.ts";
 
 const log = logger("discovery");
 
@@ -160,9 +161,7 @@ export function clusterPeerURLs(cluster: string): string[] {
  */
 export function identifyDataDir(dataDir: string): "member" | "proxy" | "empty" {
   if (!existsSync(dataDir)) return "empty";
-  const walDir = join(dataDir, "member", "wal");
-  const member = existsSync(walDir) && readdirSync(walDir).some((f) => f.endsWith(".wal"));
-  if (member) return "member";
+  if (Wal.exists(join(dataDir, "member", "wal"))) return "member";
   if (existsSync(join(dataDir, "proxy"))) return "proxy";
   return "empty";
 }
@@ -299,7 +298,8 @@ class Discovery {
         continue;
       }
       const nodes = (dir.node.nodes ?? [])
-        .filter((n) => base(n.key ?? "") !== "_config")
+        // Registrations are keys: _config (and any other directory) is not one.
+        .filter((n) => base(n.key ?? "") !== "_config" && !n.dir)
         .sort((a, b) => (a.createdIndex ?? 0) - (b.createdIndex ?? 0));
       // etcd's loop: self among the first N is fine; N others before it means full.
       for (let i = 0; i < nodes.length; i++) {
