@@ -1,6 +1,7 @@
 // Clusters of real processes on loopback for integration tests: our binary or the real etcd.
 import { join } from "node:path";
 import { freePort, startEtcd, startOurs, tempDir, type Server, type ServerOptions } from "./procs.ts";
+import type { CertFiles } from "./certs.ts";
 
 export interface MemberSpec {
   name: string;
@@ -11,6 +12,8 @@ export interface MemberSpec {
 
 export class TestCluster {
   readonly servers: (Server | null)[];
+  /** With certificates, clients and peers talk https and each side checks the other's certificate. */
+  tls: CertFiles | null = null;
 
   private constructor(
     readonly kind: "ours" | "etcd",
@@ -21,7 +24,16 @@ export class TestCluster {
     this.servers = specs.map(() => null);
   }
 
-  static async start(n: number, kind: "ours" | "etcd" = "ours", extraArgs: string[] = []): Promise<TestCluster> {
+  private get scheme(): string {
+    return this.tls ? "https" : "http";
+  }
+
+  static async start(
+    n: number,
+    kind: "ours" | "etcd" = "ours",
+    extraArgs: string[] = [],
+    tls: CertFiles | null = null,
+  ): Promise<TestCluster> {
     const dir = tempDir(`coreos-cluster-${kind}-`);
     const specs = Array.from({ length: n }, (_, i) => ({
       name: `m${i}`,
@@ -30,17 +42,22 @@ export class TestCluster {
       dataDir: join(dir, `m${i}.etcd`),
     }));
     const c = new TestCluster(kind, specs, `tok-${Math.random().toString(36).slice(2)}`, extraArgs);
+    c.tls = tls;
     // Together: a member reports healthy only once a quorum has elected a leader.
     await Promise.all(specs.map((_, i) => c.startMember(i)));
     return c;
   }
 
   get initialCluster(): string {
-    return this.specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(",");
+    return this.specs.map((s) => `${s.name}=${this.scheme}://127.0.0.1:${s.peerPort}`).join(",");
   }
 
   url(i: number): string {
-    return `http://127.0.0.1:${this.specs[i]!.clientPort}`;
+    return `${this.scheme}://127.0.0.1:${this.specs[i]!.clientPort}`;
+  }
+
+  peerUrl(i: number): string {
+    return `${this.scheme}://127.0.0.1:${this.specs[i]!.peerPort}`;
   }
 
   /** Client URLs of the members that run. */
@@ -59,9 +76,24 @@ export class TestCluster {
         "--initial-cluster", initialCluster,
         "--initial-cluster-token", this.token,
         "--initial-cluster-state", state,
+        ...this.tlsArgs(i),
         ...this.extraArgs,
       ],
+      ...(this.tls
+        ? { readyUrl: this.url(i), readyTls: { ca: this.tls.caCert, cert: this.tls.client.cert, key: this.tls.client.key } }
+        : {}),
     };
+  }
+
+  private tlsArgs(i: number): string[] {
+    const t = this.tls;
+    if (!t) return [];
+    return [
+      "--listen-client-urls", this.url(i), "--advertise-client-urls", this.url(i),
+      "--listen-peer-urls", this.peerUrl(i), "--initial-advertise-peer-urls", this.peerUrl(i),
+      "--cert-file", t.server.cert, "--key-file", t.server.key, "--client-cert-auth", "--trusted-ca-file", t.caCert,
+      "--peer-cert-file", t.server.cert, "--peer-key-file", t.server.key, "--peer-client-cert-auth", "--peer-trusted-ca-file", t.caCert,
+    ];
   }
 
   async startMember(i: number, state: "new" | "existing" = "new", initialCluster?: string): Promise<Server> {
@@ -76,6 +108,13 @@ export class TestCluster {
     this.specs.push({ name: `m${this.specs.length}`, clientPort: freePort(), peerPort: freePort(), dataDir: join(dir, `m${this.specs.length}.etcd`) });
     this.servers.push(null);
     return this.specs.length - 1;
+  }
+
+  /** fetch options that get a client through the members' certificate check. */
+  fetchTls(): RequestInit {
+    const t = this.tls;
+    if (!t) return {};
+    return { tls: { ca: Bun.file(t.caCert), cert: Bun.file(t.client.cert), key: Bun.file(t.client.key) } } as RequestInit;
   }
 
   async kill(i: number): Promise<void> {
@@ -99,7 +138,7 @@ export class TestCluster {
       for (let i = 0; i < this.specs.length; i++) {
         if (!this.servers[i]) continue;
         try {
-          const r = await fetch(`${this.url(i)}/v2/stats/self`, { signal: AbortSignal.timeout(1000) });
+          const r = await fetch(`${this.url(i)}/v2/stats/self`, { signal: AbortSignal.timeout(1000), ...this.fetchTls() });
           const self = (await r.json()) as { state: string };
           if (self.state === "StateLeader") return i;
         } catch {
