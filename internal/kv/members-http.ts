@@ -7,6 +7,8 @@ import { memberId } from "./membership.ts";
 import { logger } from "../log/log.ts";
 
 const log = logger("v2http");
+/** How long peers must have been connected before a reconfiguration is allowed (etcd's HealthInterval). */
+const HEALTH_INTERVAL_MS = 5000;
 
 const PeerURLs = v.object({
   peerURLs: v.pipe(
@@ -57,6 +59,12 @@ export function membersApp(server: EtcdServer): Hono {
       log.warn("not enough started members, rejecting member add");
       return internal();
     }
+    // etcd's strict reconfiguration check: every voter connected for the last 5 s.
+    const cutoff = Date.now() - HEALTH_INTERVAL_MS;
+    if (!server.members().every((m) => server.connectedSince(m.id, cutoff))) {
+      log.warn("not healthy for reconfigure, rejecting member add");
+      return internal();
+    }
     const member = {
       id: memberId(urls, `${server.cfg.clusterToken}${Math.floor(Date.now() / 1000)}`),
       name: "",
@@ -80,6 +88,16 @@ export function membersApp(server: EtcdServer): Hono {
     if (!server.cluster.isReadyToRemove(id, server.isStarted)) {
       log.warn(`not enough started members, rejecting remove member ${id}`);
       return internal();
+    }
+    // A member that is down can go; otherwise the rest must still make a quorum of live members.
+    const cutoff = Date.now() - HEALTH_INTERVAL_MS;
+    const voters = server.members();
+    if (id === server.id || server.connectedSince(id, Date.now())) {
+      const active = voters.filter((m) => server.connectedSince(m.id, cutoff)).length;
+      if (active - 1 < 1 + Math.floor((voters.length - 1) / 2)) {
+        log.warn(`not healthy for reconfigure, rejecting remove member ${id}`);
+        return internal();
+      }
     }
     try {
       await server.changeMembership({ type: "remove", id });

@@ -565,8 +565,12 @@ export class EtcdServer {
     this.lastCompact = this.appliedIndex;
   }
 
-  /** The strict reconfiguration check's view of a peer: connected (or this member itself). */
-  isConnected = (id: string): boolean => id === this.id || this.transport.activeSince(id) !== null;
+  /** Whether member `id` is this one or a peer connected since `cutoff` at the latest. */
+  connectedSince(id: string, cutoff: number): boolean {
+    if (id === this.id) return true;
+    const since = this.transport.activeSince(id);
+    return since !== null && since <= cutoff;
+  }
 
   /** Graceful stop: a leader hands leadership to a caught-up peer first (etcd's Stop). */
   async stop(): Promise<void> {
@@ -574,6 +578,7 @@ export class EtcdServer {
     if (this.soft.state === "StateLeader" && this.cluster.size > 1) await this.transferLeadership();
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    this.transport.stop();
     while (this.running || this.snapshotting) await Bun.sleep(5);
     for (const w of this.waiters.values()) w.reject(stoppedError());
     for (const r of [...this.readQueue, ...(this.readInFlight?.waiters ?? []), ...this.readsAwaitingApply.flatMap((r) => r.waiters)])

@@ -79,6 +79,7 @@ export function peerFetchInit(tls: PeerTls | undefined): RequestInit {
 }
 
 const SEND_TIMEOUT_MS = 5000;
+const PROBE_INTERVAL_MS = 1000;
 const SNAPSHOT_TIMEOUT_MS = 120_000;
 
 class Peer {
@@ -136,6 +137,27 @@ class Peer {
     }
   }
 
+  /**
+   * Followers only ever write to the leader, so without this they would not know whether the
+   * other peers are up: the strict reconfiguration checks need that on every member.
+   */
+  async probe(): Promise<void> {
+    if (this.sending) return;
+    try {
+      const r = await fetch(`${this.url()}/version`, { signal: AbortSignal.timeout(1000), ...this.t.tlsInit });
+      if (!r.ok) throw new Error(`status ${r.status}`);
+      if (this.activeSince === null) {
+        this.activeSince = Date.now();
+        log.info(`peer ${this.id} became active`);
+      }
+    } catch (e) {
+      if (this.activeSince !== null) {
+        log.warn(`peer ${this.id} became inactive: ${(e as Error).message}`);
+        this.activeSince = null;
+      }
+    }
+  }
+
   private failed(e: unknown): void {
     this.stats.fail++;
     if (this.activeSince !== null) {
@@ -165,10 +187,18 @@ class Peer {
 
 export class Transport {
   private readonly peers = new Map<string, Peer>();
-  private readonly tlsInit: RequestInit;
+  readonly tlsInit: RequestInit;
+  private readonly prober: ReturnType<typeof setInterval>;
 
   constructor(readonly opts: TransportOptions) {
     this.tlsInit = peerFetchInit(opts.tls);
+    this.prober = setInterval(() => {
+      for (const p of this.peers.values()) void p.probe();
+    }, PROBE_INTERVAL_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.prober);
   }
 
   post(url: string, body: string | Uint8Array, type: string, timeoutMs: number): Promise<Response> {
