@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TestCluster } from "../helpers/cluster.ts";
 import { makeCA, type CertFiles } from "../helpers/certs.ts";
-import { cleanup, tempDir } from "../helpers/procs.ts";
+import { BIN, cleanup, tempDir } from "../helpers/procs.ts";
 
 const dir = tempDir("coreos-ctls-");
 let ca: CertFiles;
@@ -22,8 +22,8 @@ afterAll(async () => {
   cleanup(dir);
 });
 
-async function etcdctl(args: string[]) {
-  const p = Bun.spawn(["etcdctl", "--endpoints", c.endpoints.join(","), ...args], {
+async function etcdctl(args: string[], cmd = ["etcdctl"]) {
+  const p = Bun.spawn([...cmd, "--endpoints", c.endpoints.join(","), ...args], {
     env: { ...process.env, ETCDCTL_API: "2" },
     stdout: "pipe",
     stderr: "pipe",
@@ -62,4 +62,13 @@ test("a peer with a certificate from another CA is refused; one from the cluster
   await expect(post(other)).rejects.toThrow();
   // Past the handshake, the junk body gets a 400 from the raft handler.
   expect((await post(ca)).status).toBe(400);
+});
+
+test("our ctl takes --ca-file, --cert-file and --key-file like etcdctl", async () => {
+  const ours = [...(process.env.COREOS_CMD?.split(" ") ?? [BIN]), "ctl"];
+  const tls = ["--ca-file", ca.caCert, "--cert-file", ca.client.cert, "--key-file", ca.client.key];
+  expect(await etcdctl([...tls, "set", "/ours", "ok"], ours)).toMatchObject({ stdout: "ok\n", code: 0 });
+  expect(await etcdctl([...tls, "get", "/secure"], ours)).toMatchObject({ stdout: "yes\n", code: 0 });
+  expect((await etcdctl([...tls, "cluster-health"], ours)).stdout).toContain("cluster is healthy");
+  expect((await etcdctl(["--ca-file", ca.caCert, "get", "/secure"], ours)).code).not.toBe(0);
 });
