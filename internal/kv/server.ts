@@ -98,6 +98,8 @@ class ServerStorage extends MemoryStorage {
 
 export class EtcdServer {
   readonly startTime = new Date();
+  /** When the current leader became known here (/v2/stats/self leaderInfo). */
+  leaderSince = new Date();
   private soft: SoftState = { lead: "", state: "StateFollower" };
   private hard: HardState = { term: 0, vote: "", commit: 0 };
   appliedIndex = 0;
@@ -412,6 +414,7 @@ export class EtcdServer {
     const before = this.soft;
     this.soft = ss;
     if (ss.lead !== before.lead) {
+      this.leaderSince = new Date();
       if (ss.lead === "") log.info(`raft: ${this.id} lost leader ${before.lead} at term ${this.node.status().term}`);
       else log.info(`raft: ${this.id} elected leader ${ss.lead} at term ${this.node.status().term}`);
     }

@@ -222,10 +222,15 @@ export class Transport {
     }
   }
 
+  /** MsgApp counts for /v2/stats/self. */
+  readonly counts = { sendAppend: 0, recvAppend: 0 };
+
   send(msgs: Message[]): void {
     for (const m of msgs) {
       const p = this.peers.get(m.to);
-      if (p) p.send(m);
+      if (!p) continue;
+      if (m.type === "MsgApp") this.counts.sendAppend++;
+      p.send(m);
     }
   }
 
@@ -259,7 +264,10 @@ export class Transport {
       } catch (e) {
         return c.text(`bad raft batch: ${(e as Error).message}\n`, 400);
       }
-      for (const m of msgs) this.opts.onMessage(m);
+      for (const m of msgs) {
+        if (m.type === "MsgApp") this.counts.recvAppend++;
+        this.opts.onMessage(m);
+      }
       return c.body(null, 204);
     });
     app.post("/raft/snapshot", async (c) => {
