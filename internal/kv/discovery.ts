@@ -21,6 +21,7 @@ import {
 import type { NodeJSON } from "./types.ts";
 import { logger } from "../log/log.ts";
 import { Wal } from "../wal/wal.ts";
+import { memberId } from "./membership.ts";
 
 const log = logger("discovery");
 
@@ -187,6 +188,66 @@ export function explainDiscoveryFailure(e: unknown, o: { name: string; url: stri
     main.error(`failed to join discovery cluster (${msg})`);
     main.info(`discovery token ${o.url} was used, but failed to bootstrap the cluster.`);
     main.info("please generate a new discovery token and try to bootstrap again.");
+  }
+}
+
+export interface DiscoveryFlags {
+  /** --discovery */
+  url: string;
+  /** --discovery-fallback: what a member whose cluster is full does. */
+  fallback: "exit" | "proxy";
+  /** --discovery-proxy ("" = none) */
+  proxy: string;
+}
+
+export type Bootstrap =
+  /** Start the member; `initialCluster` (name=peerURL,...) replaces --initial-cluster when discovered. */
+  | { as: "member"; initialCluster?: string }
+  /** Start the v2 proxy (runProxy); `peerURLs` are undefined when the data dir's cluster file decides. */
+  | { as: "proxy"; peerURLs?: string[] }
+  /** Discovery failed for good and was explained in the log: exit 1. */
+  | { as: "exit"; error: unknown };
+
+/**
+ * etcdmain's start-up decision for a data dir: a member with a WAL restarts as it is; a data dir
+ * that fell back to proxying before stays a proxy; a new member with --discovery discovers its
+ * cluster, and one whose cluster is full becomes a proxy (or exits, with --discovery-fallback=exit).
+ * `clusterToken` must be the discovery URL when discovering (etcd derives member IDs from it).
+ */
+export async function bootstrap(o: {
+  dataDir: string;
+  name: string;
+  peerURLs: string[];
+  discovery: DiscoveryFlags | null;
+  signal?: AbortSignal;
+}): Promise<Bootstrap> {
+  const kind = identifyDataDir(o.dataDir);
+  if (kind === "member") return { as: "member" };
+  if (kind === "proxy") {
+    logger("etcdmain").info("the server is already initialized as proxy before, starting as etcd proxy...");
+    return { as: "proxy" };
+  }
+  const d = o.discovery;
+  if (d === null || d.url === "") return { as: "member" };
+  logger("etcdmain").info(`discovery URL= ${d.url}`);
+  try {
+    const initialCluster = await discover({
+      url: d.url,
+      proxy: d.proxy || undefined,
+      name: o.name,
+      peerURLs: o.peerURLs,
+      memberId: memberId(o.peerURLs, d.url),
+      signal: o.signal,
+    });
+    return { as: "member", initialCluster };
+  } catch (e) {
+    if (e instanceof DiscoveryError && e.kind === "full" && d.fallback === "proxy") {
+      logger("etcdmain").info("discovery cluster full, falling back to proxy");
+      return { as: "proxy", peerURLs: clusterPeerURLs(e.cluster) };
+    }
+    if (o.signal?.aborted) throw e;
+    explainDiscoveryFailure(e, { name: o.name, url: d.url, dataDir: o.dataDir });
+    return { as: "exit", error: e };
   }
 }
 

@@ -133,80 +133,86 @@ function registrySuite(which: string, start: () => Promise<Server>) {
 registrySuite("the real etcd", () => startEtcd({ name: "registry" }));
 registrySuite("our server", () => startOurs({ name: "registry" }));
 
-describe("next to the real etcd's own discovery", () => {
-  let reg: Server;
-  const procs: Subprocess[] = [];
-  beforeAll(async () => {
-    reg = await startEtcd({ name: "registry" });
-  });
-  afterAll(async () => {
-    for (const p of procs) p.kill("SIGKILL");
-    await Promise.all(procs.map((p) => p.exited));
-    await reg?.stop();
-  });
-
-  /** A real etcd member bootstrapping through discovery (no --initial-cluster). */
-  function realMember(name: string, url: string, extra: string[] = []) {
-    const client = `http://127.0.0.1:${freePort()}`;
-    const peerURL = `http://127.0.0.1:${freePort()}`;
-    const proc = Bun.spawn(
-      [
-        "etcd", "--enable-v2=true", "--name", name, "--data-dir", join(dir(), `${name}.etcd`),
-        "--listen-client-urls", client, "--advertise-client-urls", client,
-        "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-        "--discovery", url, ...extra,
-      ],
-      { stdout: "ignore", stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore" },
-    );
-    procs.push(proc);
-    return { proc, client, peerURL };
-  }
-
-  test("the real etcd and discover() register the same way and agree on the cluster", async () => {
-    const c = new Client({ endpoints: [reg.url] });
-    await c.set("/_etcd/registry/mixed/_config/size", "2");
-    const url = `${reg.url}/v2/keys/_etcd/registry/mixed`;
-    const real = realMember("real1", url);
-    // The real etcd registers under memberId(peer URLs, token = the discovery URL).
-    const realKey = `/_etcd/registry/mixed/${memberId([real.peerURL], url)}`;
-    let value = "";
-    for (let i = 0; i < 400 && value === ""; i++) {
-      value = await c.get(realKey).then((r) => r.node.value ?? "", () => "");
-      if (value === "") await Bun.sleep(25);
-    }
-    expect(value).toBe(`real1=${real.peerURL}`);
-    const ours = { name: "ours1", peerURLs: [peer()] };
-    const got = await discover({ url, ...ours, memberId: memberId(ours.peerURLs, url) });
-    expect(got).toBe(`real1=${real.peerURL},ours1=${ours.peerURLs[0]}`);
-  }, 30_000);
-
-  test("cluster full: the fallback proxy forwards to the cluster the real etcd bootstrapped", async () => {
-    const c = new Client({ endpoints: [reg.url] });
-    await c.set("/_etcd/registry/one/_config/size", "1");
-    const url = `${reg.url}/v2/keys/_etcd/registry/one`;
-    const real = realMember("solo", url);
-    await waitReady(real.client, real.proc, 20_000);
-
-    const late = { name: "late", peerURLs: [peer()] };
-    const e = await rejection(discover({ url, ...late, memberId: memberId(late.peerURLs, url) }));
-    expect((e as DiscoveryError).kind).toBe("full");
-    const dataDir = dir();
-    const proxy = await runProxy({
-      dataDir,
-      listen: [{ hostname: "127.0.0.1", port: freePort() }],
-      peerURLs: clusterPeerURLs((e as DiscoveryError).cluster),
+function nextToRealEtcd(which: string, start: () => Promise<Server>) {
+  describe(`next to the real etcd's own discovery, registry on ${which}`, () => {
+    let reg: Server;
+    const procs: Subprocess[] = [];
+    beforeAll(async () => {
+      reg = await start();
     });
-    try {
-      expect(proxy.endpoints()).toEqual([real.client]);
-      const pc = new Client({ endpoints: proxy.urls });
-      await pc.set("/via/proxy", "hello");
-      expect((await new Client({ endpoints: [real.client] }).get("/via/proxy")).node.value).toBe("hello");
-      expect(JSON.parse(readFileSync(join(dataDir, "proxy", "cluster"), "utf8"))).toEqual({ PeerURLs: [real.peerURL] });
-    } finally {
-      await proxy.stop();
+    afterAll(async () => {
+      for (const p of procs) p.kill("SIGKILL");
+      await Promise.all(procs.map((p) => p.exited));
+      await reg?.stop();
+    });
+
+    /** A real etcd member bootstrapping through discovery (no --initial-cluster). */
+    function realMember(name: string, url: string, extra: string[] = []) {
+      const client = `http://127.0.0.1:${freePort()}`;
+      const peerURL = `http://127.0.0.1:${freePort()}`;
+      const proc = Bun.spawn(
+        [
+          "etcd", "--enable-v2=true", "--name", name, "--data-dir", join(dir(), `${name}.etcd`),
+          "--listen-client-urls", client, "--advertise-client-urls", client,
+          "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+          "--discovery", url, ...extra,
+        ],
+        { stdout: "ignore", stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore" },
+      );
+      procs.push(proc);
+      return { proc, client, peerURL };
     }
-  }, 40_000);
-});
+
+    test("the real etcd and discover() register the same way and agree on the cluster", async () => {
+      const c = new Client({ endpoints: [reg.url] });
+      await c.set("/_etcd/registry/mixed/_config/size", "2");
+      const url = `${reg.url}/v2/keys/_etcd/registry/mixed`;
+      const real = realMember("real1", url);
+      // The real etcd registers under memberId(peer URLs, token = the discovery URL).
+      const realKey = `/_etcd/registry/mixed/${memberId([real.peerURL], url)}`;
+      let value = "";
+      for (let i = 0; i < 400 && value === ""; i++) {
+        value = await c.get(realKey).then((r) => r.node.value ?? "", () => "");
+        if (value === "") await Bun.sleep(25);
+      }
+      expect(value).toBe(`real1=${real.peerURL}`);
+      const ours = { name: "ours1", peerURLs: [peer()] };
+      const got = await discover({ url, ...ours, memberId: memberId(ours.peerURLs, url) });
+      expect(got).toBe(`real1=${real.peerURL},ours1=${ours.peerURLs[0]}`);
+    }, 30_000);
+
+    test("cluster full: the fallback proxy forwards to the cluster the real etcd bootstrapped", async () => {
+      const c = new Client({ endpoints: [reg.url] });
+      await c.set("/_etcd/registry/one/_config/size", "1");
+      const url = `${reg.url}/v2/keys/_etcd/registry/one`;
+      const real = realMember("solo", url);
+      await waitReady(real.client, real.proc, 20_000);
+
+      const late = { name: "late", peerURLs: [peer()] };
+      const e = await rejection(discover({ url, ...late, memberId: memberId(late.peerURLs, url) }));
+      expect((e as DiscoveryError).kind).toBe("full");
+      const dataDir = dir();
+      const proxy = await runProxy({
+        dataDir,
+        listen: [{ hostname: "127.0.0.1", port: freePort() }],
+        peerURLs: clusterPeerURLs((e as DiscoveryError).cluster),
+      });
+      try {
+        expect(proxy.endpoints()).toEqual([real.client]);
+        const pc = new Client({ endpoints: proxy.urls });
+        await pc.set("/via/proxy", "hello");
+        expect((await new Client({ endpoints: [real.client] }).get("/via/proxy")).node.value).toBe("hello");
+        expect(JSON.parse(readFileSync(join(dataDir, "proxy", "cluster"), "utf8"))).toEqual({ PeerURLs: [real.peerURL] });
+      } finally {
+        await proxy.stop();
+      }
+    }, 40_000);
+  });
+
+}
+
+nextToRealEtcd("the real etcd", () => startEtcd({ name: "registry" }));
+nextToRealEtcd("our server", () => startOurs({ name: "registry" }));
 
 describe("the fallback proxy in front of our server", () => {
   let cluster: Server;
