@@ -27,6 +27,8 @@ export interface ProxyOptions {
   failureWaitMs?: number;
   /** Milliseconds for one peer /members request (etcd: 10 s). */
   membersTimeoutMs?: number;
+  /** Spread clients over the members in random order, as etcd does (default true; tests pin the order). */
+  shuffle?: boolean;
   fetch?: typeof fetch;
 }
 
@@ -142,7 +144,7 @@ export async function runProxy(o: ProxyOptions): Promise<ProxyHandle> {
       next.push(old.get(u) ?? { url: u, available: true });
     }
     for (const e of endpoints) if (!next.includes(e)) clearTimeout(e.timer);
-    endpoints = shuffle(next);
+    endpoints = o.shuffle === false ? next : shuffle(next);
     if (!announced && endpoints.length > 0) {
       announced = true;
       log.info(`endpoints found ${JSON.stringify(endpoints.map((e) => e.url))}`);

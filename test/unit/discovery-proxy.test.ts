@@ -50,7 +50,14 @@ function peerWith(clientURLs: string[], peerURL = "http://127.0.0.1:1"): string 
 async function proxy(o: { peerURLs?: string[]; dataDir?: string; failureWaitMs?: number }): Promise<ProxyHandle> {
   const dataDir = o.dataDir ?? tempDir();
   dirs.push(dataDir);
-  const p = await runProxy({ dataDir, listen: [{ hostname: "127.0.0.1", port: 0 }], peerURLs: o.peerURLs, failureWaitMs: o.failureWaitMs });
+  const p = await runProxy({
+    dataDir,
+    listen: [{ hostname: "127.0.0.1", port: 0 }],
+    peerURLs: o.peerURLs,
+    failureWaitMs: o.failureWaitMs,
+    // The members' order, so the dead endpoint below is tried first.
+    shuffle: false,
+  });
   proxies.push(p);
   return p;
 }
@@ -79,6 +86,7 @@ describe("runProxy", () => {
     const dead = `http://127.0.0.1:${freePort()}`;
     const live = echo("live");
     const p = await proxy({ peerURLs: [peerWith([dead, live])], failureWaitMs: 60_000 });
+    expect(p.endpoints()).toEqual([dead, live]);
     for (let i = 0; i < 4; i++) {
       const r = await fetch(`${p.urls[0]}/v2/keys/k`);
       expect(r.status).toBe(202);
