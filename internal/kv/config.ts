@@ -4,6 +4,7 @@ import * as v from "valibot";
 import { FlagError, type FlagDef, type FlagValues } from "../flags/flags.ts";
 import { parseInitialCluster } from "./membership.ts";
 import type { ServerConfig } from "./server.ts";
+import type { DiscoveryFlags } from "./discovery.ts";
 
 export const kvFlags = {
   name: { kind: "string", default: "default", description: "Human-readable name for this member" },
@@ -15,6 +16,9 @@ export const kvFlags = {
   "initial-cluster": { kind: "string", default: "default=http://localhost:2380", description: "Initial cluster configuration for bootstrapping" },
   "initial-cluster-state": { kind: "string", default: "new", description: "Initial cluster state ('new' or 'existing')" },
   "initial-cluster-token": { kind: "string", default: "etcd-cluster", description: "Initial cluster token for the etcd cluster during bootstrap" },
+  discovery: { kind: "string", default: "", description: "Discovery URL used to bootstrap the cluster" },
+  "discovery-fallback": { kind: "string", default: "proxy", description: "Expected behavior ('exit' or 'proxy') when discovery services fails. 'proxy' supports v2 API only" },
+  "discovery-proxy": { kind: "string", default: "", description: "HTTP proxy to use for traffic to discovery service" },
   "heartbeat-interval": { kind: "uint", default: 100, description: "Time (in milliseconds) of a heartbeat interval" },
   "election-timeout": { kind: "uint", default: 1000, description: "Time (in milliseconds) for an election to timeout" },
   "snapshot-count": { kind: "uint", default: 100000, description: "Number of committed transactions to trigger a snapshot to disk" },
@@ -94,6 +98,8 @@ export interface KvConfig {
   server: ServerConfig;
   clientListeners: Listener[];
   peerListeners: Listener[];
+  /** --discovery and friends; null without --discovery. */
+  discovery: DiscoveryFlags | null;
 }
 
 export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
@@ -107,9 +113,19 @@ export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
   if (f["snapshot-count"] === 0) throw new FlagError("--snapshot-count must be > 0");
 
   const advertisePeerUrls = urls("initial-advertise-peer-urls", f["initial-advertise-peer-urls"]);
-  // etcd: with the default cluster string and a custom name, the cluster is just this member.
+  const fallback = f["discovery-fallback"];
+  if (fallback !== "exit" && fallback !== "proxy")
+    throw new FlagError(`invalid value "${fallback}" for flag -discovery-fallback: valid values are ["exit" "proxy"]`);
+  const discovering = f.discovery !== "";
+  if (discovering) {
+    if (f["initial-cluster"] !== kvFlags["initial-cluster"].default)
+      throw new FlagError(`multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"`);
+    if (!/^https?:\/\//.test(f.discovery)) throw new FlagError(`invalid value "${f.discovery}" for --discovery: URL scheme must be http or https`);
+  }
+  // etcd: with the default cluster string and a custom name (or with --discovery, until it
+  // answers), the cluster is just this member.
   const clusterString =
-    f["initial-cluster"] === kvFlags["initial-cluster"].default && f.name !== "default"
+    f["initial-cluster"] === kvFlags["initial-cluster"].default && (f.name !== "default" || discovering)
       ? advertisePeerUrls.map((u) => `${f.name}=${u}`).join(",")
       : f["initial-cluster"];
   let initialCluster: Map<string, string[]>;
@@ -134,7 +150,8 @@ export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
       advertisePeerUrls,
       initialCluster,
       clusterState,
-      clusterToken: f["initial-cluster-token"],
+      // etcd derives member and cluster IDs from the discovery URL when discovering.
+      clusterToken: discovering ? f.discovery : f["initial-cluster-token"],
       heartbeatMs: f["heartbeat-interval"],
       electionMs: f["election-timeout"],
       peerTls: {
@@ -146,6 +163,7 @@ export function kvConfig(f: FlagValues<typeof kvFlags>): KvConfig {
     },
     clientListeners: listeners(f, "client", urls("listen-client-urls", f["listen-client-urls"])),
     peerListeners: listeners(f, "peer", urls("listen-peer-urls", f["listen-peer-urls"])),
+    discovery: discovering ? { url: f.discovery, fallback, proxy: f["discovery-proxy"] } : null,
   };
 }
 

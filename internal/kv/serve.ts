@@ -4,6 +4,9 @@ import { EtcdServer } from "./server.ts";
 import { clientApp, ETCD_CLUSTER_VERSION, ETCD_VERSION, MAX_BODY_BYTES } from "./http.ts";
 import type { KvConfig, Listener } from "./config.ts";
 import { logger } from "../log/log.ts";
+import { bootstrap } from "./discovery.ts";
+import { parseInitialCluster } from "./membership.ts";
+import { runProxy } from "./proxy.ts";
 
 const log = logger("etcdmain");
 
@@ -41,7 +44,23 @@ function listen(l: Listener, fetch: (req: Request) => Response | Promise<Respons
   return s;
 }
 
+/** Thrown when discovery failed for good (already explained in the log): exit 1. */
+export class BootstrapFailed extends Error {}
+
 export async function serve(cfg: KvConfig): Promise<void> {
+  const s = cfg.server;
+  const boot = await bootstrap({ dataDir: s.dataDir, name: s.name, peerURLs: s.advertisePeerUrls, discovery: cfg.discovery });
+  if (boot.as === "exit") throw new BootstrapFailed(String(boot.error));
+  if (boot.as === "proxy") {
+    const proxy = await runProxy({ dataDir: s.dataDir, listen: cfg.clientListeners, peerURLs: boot.peerURLs });
+    await untilSignal();
+    await proxy.stop();
+    return;
+  }
+  if (boot.initialCluster !== undefined) {
+    s.initialCluster = parseInitialCluster(boot.initialCluster);
+    s.clusterState = "new";
+  }
   const server = await EtcdServer.open(cfg.server);
   const clients = clientApp(server);
   const peers = peerApp(server);
@@ -62,4 +81,15 @@ export async function serve(cfg: KvConfig): Promise<void> {
   await server.stop();
   for (const l of listeners) l.stop(true);
   log.info("stopped");
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (why: string) => {
+      log.info(`${why}, shutting down`);
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("received SIGTERM"));
+    process.once("SIGINT", () => stop("received SIGINT"));
+  });
 }

@@ -1,24 +1,14 @@
 // `coreos kv serve --discovery`: three processes bootstrap one cluster through a registry on the
 // real etcd, a fourth finds it full and becomes the v2 proxy (--discovery-fallback proxy, the
-// default), a fifth with --discovery-fallback exit exits 1 with etcd's explanation. Skipped while
-// the binary does not take --discovery yet.
+// default), a fifth with --discovery-fallback exit exits 1 with etcd's explanation.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { Client } from "../../internal/kvclient/index.ts";
-import { BIN, cleanup, freePort, startEtcd, tempDir, waitReady, type Server } from "../helpers/procs.ts";
+import { BIN, cleanup, freePort, startEtcd, startOurs, tempDir, waitReady, type Server } from "../helpers/procs.ts";
 
 const CMD = process.env.COREOS_CMD?.split(" ") ?? [BIN];
-
-function takesDiscovery(): boolean {
-  try {
-    const r = Bun.spawnSync([...CMD, "kv", "serve", "--help"], { stdout: "pipe", stderr: "pipe" });
-    return r.stdout.toString().includes("discovery-fallback");
-  } catch {
-    return false;
-  }
-}
 
 interface Proc {
   proc: Subprocess<"ignore", "ignore", "pipe">;
@@ -27,14 +17,16 @@ interface Proc {
   log(): string;
 }
 
-describe.skipIf(!takesDiscovery())("kv serve --discovery", () => {
+// The registry on the real etcd, then on a single member of ours.
+for (const registry of ["etcd", "ours"] as const)
+describe(`kv serve --discovery, registry on ${registry}`, () => {
   let reg: Server;
   const base = tempDir("coreos-discovery-serve-");
   const procs: Proc[] = [];
   let url = "";
 
   beforeAll(async () => {
-    reg = await startEtcd({ name: "registry" });
+    reg = registry === "etcd" ? await startEtcd({ name: "registry" }) : await startOurs({ name: "registry" });
     await new Client({ endpoints: [reg.url] }).set("/_etcd/registry/serve/_config/size", "3");
     url = `${reg.url}/v2/keys/_etcd/registry/serve`;
   });
