@@ -80,8 +80,9 @@ const timedOut = () => new EtcdError(ErrorCode.RaftInternal, "etcdserver: reques
 const stoppedError = () => new EtcdError(ErrorCode.RaftInternal, "etcdserver: server stopped", 0);
 
 /**
- * The in-memory log Raft reads. A snapshot for a follower is made on demand from the applied state,
- * so the log can be compacted without waiting for the next snapshot on disk.
+ * The in-memory log Raft reads. Raft asks for a snapshot only to send one to a follower that needs
+ * compacted entries: it is made then, from the applied state, and not kept, so no copy of the
+ * whole store stays in memory and the log can be compacted without waiting for a snapshot on disk.
  */
 class ServerStorage extends MemoryStorage {
   constructor(private readonly current: () => { index: number; voters: NodeId[]; data: () => Uint8Array }) {
@@ -89,10 +90,8 @@ class ServerStorage extends MemoryStorage {
   }
 
   override snapshot(): Snapshot {
-    const s = super.snapshot();
-    if (s.index >= this.firstIndex() - 1) return s;
     const c = this.current();
-    return this.createSnapshot(c.index, c.voters, c.data());
+    return { index: c.index, term: this.term(c.index), voters: c.voters, data: c.data() };
   }
 }
 
@@ -194,7 +193,7 @@ export class EtcdServer {
       if (snap) {
         ({ store, cluster } = decodeSnapshot(snap.data));
         voters = cluster.list().map((m) => m.id);
-        storage.applySnapshot({ index: snap.index, term: snap.term, voters, data: snap.data });
+        storage.applySnapshot({ index: snap.index, term: snap.term, voters, data: new Uint8Array(0) });
         log.info(`recovered store from snapshot at raft index ${snap.index} (etcd index ${store.index})`);
       }
       const opened = await Wal.open(walDir, { index: snap?.index ?? 0, term: snap?.term ?? 0 });
@@ -425,7 +424,7 @@ export class EtcdServer {
     log.info(`applying snapshot at index ${s.index} (${s.data.byteLength} bytes)`);
     await this.snapshotter.save({ index: s.index, term: s.term, data: s.data });
     await this.wal.saveSnapshot({ index: s.index, term: s.term });
-    this.storage.applySnapshot(s);
+    this.storage.applySnapshot({ ...s, data: new Uint8Array(0) });
     const { store, cluster } = decodeSnapshot(s.data);
     this.store.recover(store);
     this.cluster = cluster;
@@ -541,12 +540,12 @@ export class EtcdServer {
     if (this.snapshotting || this.appliedIndex - this.snapshotIndex < this.cfg.snapshotCount) return;
     this.snapshotting = true;
     const index = this.appliedIndex;
-    const voters = this.cluster.list().map((m) => m.id);
-    const snap = this.storage.createSnapshot(index, voters, this.snapshotData());
+    const term = this.storage.term(index);
+    const data = this.snapshotData();
     void (async () => {
       try {
-        await this.snapshotter.save({ index, term: snap.term, data: snap.data });
-        await this.wal.saveSnapshot({ index, term: snap.term });
+        await this.snapshotter.save({ index, term, data });
+        await this.wal.saveSnapshot({ index, term });
         await this.wal.releaseTo(index);
         this.snapshotIndex = index;
         log.info(`snapshot at raft index ${index}; log before it released`);
