@@ -42,6 +42,7 @@ const DAEMON = {
   "lock-retry": s("10s", "first wait after a failed lock attempt (doubles)"),
   "retry-max": s("5m", "cap of the lock and unlock backoffs"),
   "login-delay": s("5m", "grace for logged-in users after the wall message"),
+  wall: { kind: "bool", default: true, description: "warn logged-in users before rebooting" } as FlagDef,
 };
 
 const FLEETLOCK = {
@@ -164,7 +165,7 @@ async function daemon(args: string[]): Promise<number> {
           onInvalid: (l) => slog.warn(`dropping a status that is not one: ${l.slice(0, 200)}`),
         }),
       reboot: () => reboot(v["reboot-command"]),
-      wall: (m) => wall(m),
+      wall: (m) => (v.wall ? wall(m) : 0),
       setState: (st) => writeCoordinator(stateFile, strategy, st),
       now: () => new Date(),
       timings: {

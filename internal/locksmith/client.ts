@@ -28,6 +28,8 @@ export async function openLock(o: ConnectOptions): Promise<EtcdLock> {
   const client = new Client({
     endpoints,
     headerTimeout: 5000,
+    // Machines spread over the members, as the Go client's random endpoint choice does.
+    shuffle: true,
     requestTimeout: 15000,
     tls,
     ...(o.username ? { username: o.username, password: o.password } : {}),

@@ -48,6 +48,14 @@ export class EtcdLock {
 
   /** Creates the initial value unless one exists (every client does this on connect). */
   async init(): Promise<void> {
+    // A read first: it fails over to a live member and pins it, while the create below is never
+    // retried on another endpoint (a create must not run twice) and would stick to a dead one.
+    try {
+      await this.client.get(this.key);
+      return;
+    } catch (e) {
+      if (!(e instanceof EtcdError && e.errorCode === ErrorCode.KeyNotFound)) throw e;
+    }
     try {
       await this.client.create(this.key, encodeSemaphore(INITIAL));
     } catch (e) {
