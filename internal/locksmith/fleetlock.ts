@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { logger } from "../log/log.ts";
 import { isCompareFailed, type EtcdLock } from "./etcdlock.ts";
-import { SemaphoreError } from "./semaphore.ts";
+import { holds, SemaphoreError } from "./semaphore.ts";
 
 const log = logger("locksmith");
 
@@ -62,9 +62,13 @@ export function fleetLockApp(lockFor: (group: string) => Promise<EtcdLock>): Hon
     if ("error" in p) return c.json(p.error, 400);
     try {
       const lock = await lockFor(p.group);
-      await withRetry(() => lock.lock(p.id)).catch((e) => {
-        if (!(e instanceof SemaphoreError && e.kind === "exists")) throw e;
-      });
+      // Zincati asks again until it reboots: a slot it holds is granted again, even at 0
+      // (where B1's Lock would answer "semaphore is at 0").
+      if (!holds((await lock.get()).sem, p.id)) {
+        await withRetry(() => lock.lock(p.id)).catch((e) => {
+          if (!(e instanceof SemaphoreError && e.kind === "exists")) throw e;
+        });
+      }
       log.info(`fleetlock: ${p.id} took a reboot slot in ${lock.key}`);
       return c.json({}, 200);
     } catch (e) {
