@@ -38,7 +38,12 @@ export function queryUnescape(s: string, path = false): string {
 /** Parses `a=1&b=2` into `into`, appending values. Like Go, it keeps going after an error and reports the first. */
 export function parseQuery(query: string, into: Form = new Map()): Form {
   let firstError: FormError | undefined;
-  for (const part of query.split("&")) {
+  // walked with indexOf rather than split("&"): one request's form costs no array of parts
+  for (let start = 0; start <= query.length; ) {
+    let end = query.indexOf("&", start);
+    if (end < 0) end = query.length;
+    const part = start === 0 && end === query.length ? query : query.slice(start, end);
+    start = end + 1;
     if (part === "") continue;
     if (part.includes(";")) {
       firstError ??= new FormError("invalid semicolon separator in query");
