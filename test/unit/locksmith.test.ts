@@ -56,9 +56,9 @@ describe("semaphore (B1)", () => {
       let s = row.start;
       const run = () => {
         for (const op of row.ops) {
-          if (op[0] === "lock") s = lock(s, op[1]);
-          else if (op[0] === "unlock") s = unlock(s, op[1]);
-          else s = setMax(s, op[1]);
+          if (op[0] === "lock") s = lock(s, op[1] as string);
+          else if (op[0] === "unlock") s = unlock(s, op[1] as string);
+          else s = setMax(s, op[1] as number);
         }
       };
       if (typeof row.want === "string") {
