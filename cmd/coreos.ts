@@ -11,6 +11,8 @@ async function run(tool: Tool, args: string[]): Promise<number> {
       return (await import("./kv.ts")).runKv(args);
     case "ctl":
       return (await import("./ctl.ts")).runCtl(args);
+    case "locksmith":
+      return (await import("./locksmith.ts")).runLocksmith(args);
     default:
       if (args.includes("--help") || args.includes("-h")) {
         process.stdout.write(`coreos ${tool}: ${TOOLS[tool]}\n\nNot built yet in this version (${pkg.version}).\n`);
