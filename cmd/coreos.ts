@@ -26,6 +26,9 @@ async function run(tool: Tool, args: string[]): Promise<number> {
 const d = dispatch(process.argv0, process.argv.slice(2));
 if (d.tool !== null) {
   process.exit(await run(d.tool, d.args));
+} else if (d.args[0] !== undefined && !["--help", "-h", "--version"].includes(d.args[0])) {
+  process.stderr.write(`coreos: unknown ${d.args[0].startsWith("-") ? "flag" : "command"} "${d.args[0]}" (try: coreos --help)\n`);
+  process.exit(2);
 } else {
   const main = defineCommand({
     meta: {
@@ -36,12 +39,6 @@ if (d.tool !== null) {
     subCommands: Object.fromEntries(
       Object.entries(TOOLS).map(([name, description]) => [name, defineCommand({ meta: { name, description } })]),
     ),
-    run({ rawArgs }) {
-      if (rawArgs.length > 0) {
-        process.stderr.write(`coreos: unknown command "${rawArgs[0]}" (try: coreos --help)\n`);
-        process.exit(2);
-      }
-    },
   });
   if (d.args.length === 0) d.args.push("--help");
   await runMain(main, { rawArgs: d.args });
