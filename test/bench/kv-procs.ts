@@ -1,8 +1,8 @@
 // Server processes for the kv benchmark: start either side (optionally with an overriding
 // command), stop with a bound, read /proc figures (RSS, CPU ticks), and track every child process
 // so that an error or Ctrl-C still stops them all.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { Subprocess } from "bun";
 import {
   BIN,
@@ -91,12 +91,58 @@ function memberArgs(name: string, dataDir: string, clientPort: number, peerPort:
 }
 
 async function startCmd(cmd: string[], dataDir: string, extraArgs: string[]): Promise<Server> {
-  const name = "n1";
-  const clientPort = freePort();
-  const peerPort = freePort();
+  return spawnMember(cmd, { name: "n1", dataDir, clientPort: freePort(), peerPort: freePort() }, extraArgs);
+}
+
+/** One member of a (possibly multi-member) cluster: name, data dir, loopback ports. */
+export interface MemberSpec {
+  name: string;
+  dataDir: string;
+  clientPort: number;
+  peerPort: number;
+}
+
+/** The command line (before the member flags) that a side runs: the env override, else
+ * `dist/coreos kv serve` (or COREOS_CMD, as test/helpers/procs.ts) / `etcd --enable-v2=true`. */
+export function sideCmd(side: Side): string[] {
+  const o = overrideCmd(side);
+  if (o) return o;
+  if (side === "etcd") return ["etcd", "--enable-v2=true"];
+  return [...(process.env.COREOS_CMD ? splitCmd(process.env.COREOS_CMD) : [BIN]), "kv", "serve"];
+}
+
+/** Starts one member of `side` (tracked from the moment it is spawned, so killAll() reaches it
+ * even while it waits for its peers). `extraArgs` follow the member flags and so override them,
+ * e.g. `--initial-cluster` for a multi-member cluster. Ready = `/health` answers 200, which for a
+ * cluster member means a leader is known: start the members of a cluster together. */
+export function startMember(side: Side, m: MemberSpec, extraArgs: string[], readyMs = 15000): Promise<Server> {
+  return spawnMember(sideCmd(side), m, extraArgs, readyMs);
+}
+
+/** Registers a temp dir (made now) that killAll() removes if the run ends early. */
+export function benchTempDir(prefix: string): string {
+  const d = tempDir(prefix);
+  dirs.add(d);
+  return d;
+}
+
+/** Removes a dir made by benchTempDir. */
+export function removeBenchDir(d: string): void {
+  cleanup(d);
+  dirs.delete(d);
+}
+
+async function spawnMember(cmd: string[], m: MemberSpec, extraArgs: string[], readyMs = 15000): Promise<Server> {
+  const { name, dataDir, clientPort, peerPort } = m;
+  // BENCH_LOG_DIR: each member's stderr to <dir>/<program>-<name>-<client port>.log (kept)
+  const logDir = process.env.BENCH_LOG_DIR;
+  if (logDir) mkdirSync(logDir, { recursive: true });
+  const stderr = logDir
+    ? Bun.file(join(logDir, `${basename(cmd[0]!)}-${name}-${clientPort}.log`))
+    : process.env.TEST_VERBOSE ? "inherit" : "ignore";
   const proc = Bun.spawn([...cmd, ...memberArgs(name, dataDir, clientPort, peerPort), ...extraArgs], {
     stdout: "ignore",
-    stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
+    stderr,
     env: { ...process.env },
   });
   track(proc);
@@ -117,7 +163,7 @@ async function startCmd(cmd: string[], dataDir: string, extraArgs: string[]): Pr
     },
   };
   try {
-    await waitReady(url, proc);
+    await waitReady(url, proc, readyMs);
   } catch (e) {
     proc.kill("SIGKILL");
     throw e;

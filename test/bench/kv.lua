@@ -6,6 +6,11 @@
 --   put   PUT value=<VALUE_BYTES chars> to a random key PREFIX/k<0..NKEYS-1>
 --   get   GET a random key PREFIX/k<0..NKEYS-1> (QUERY, e.g. "quorum=true", appended; "-" = none)
 --
+-- With BENCH_WRK_PCT=1 in the environment, done() also prints "BENCH_PCT p:us,p:us,..." (a grid
+-- of percentiles, finer towards the tail) so that the harness can merge the latency
+-- distributions of several wrk processes run side by side (test/bench/cluster.ts: one wrk per
+-- cluster member).
+--
 -- Requests are pre-built in init() so request() is a table lookup (cheap enough for one wrk
 -- thread to keep tens of thousands of req/s in flight). done() prints one line
 -- "BENCH_RESULT {json}" that the harness parses (latencies in microseconds).
@@ -61,4 +66,15 @@ function done(summary, latency, requests)
     e.connect, e.read, e.write, e.status, e.timeout,
     latency.min, latency.mean, latency.max,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
+  -- (done() runs in wrk's main Lua state, which init() never saw: hence the environment)
+  if os.getenv("BENCH_WRK_PCT") == "1" then
+    -- p in thousandths: 1..97 by 1, 97..99.9 by 0.02, 99.9..99.998 by 0.002 (about 290 points;
+    -- percentile(100) would be 0 in wrk 4.1: the harness adds 100 = max itself)
+    local out = {}
+    local function add(k) out[#out + 1] = string.format("%.3f:%d", k / 1000, latency:percentile(k / 1000)) end
+    for k = 1000, 96000, 1000 do add(k) end
+    for k = 97000, 99880, 20 do add(k) end
+    for k = 99900, 99998, 2 do add(k) end
+    io.write("BENCH_PCT ", table.concat(out, ","), "\n")
+  end
 end
