@@ -155,6 +155,13 @@ function scan(w: Window, file: string, seed: number | null, isLast: boolean, vis
       if (err instanceof DecodeError) throw corrupt(`undecodable record (${err.message})`, file, off);
       throw err;
     }
+    // padding goes out as zeros in the same write as its record: anything else is damage that
+    // the crc does not cover (and a crash cannot explain)
+    const padEnd = Math.min((end + 7) & ~7, w.size);
+    if (padEnd > end) {
+      const j = w.at(end, padEnd - end);
+      for (let k = 0; k < padEnd - end; k++) if (w.buf[j + k] !== 0) throw corrupt("nonzero padding after the record", file, off);
+    }
     crc = next;
     off = (end + 7) & ~7;
   }

@@ -189,4 +189,26 @@ describe("Wal.open with a small read window", () => {
     expect((err as WalCorruptError).file).toBe(at.file);
     expect((err as WalCorruptError).offset).toBe(at.frame);
   });
+
+  test("a flipped byte in a record's padding is corruption too (the crc does not cover it)", async () => {
+    const o: WalOptions = { segmentSize: SEG, readChunk: CHUNK };
+    const dir = walDir();
+    const wal = await Wal.create(dir, META, o);
+    for (let i = 1; i <= 6; i++) await wal.save(hs(1, i - 1), [entry(i, 1, 150)]);
+    await wal.close();
+    const at = locate(dir, 3);
+    // frame: 8 length bytes, crc, type, then term, index and entry type (one byte each), 150 data
+    const end = at.frame + 8 + 5 + 3 + 150;
+    expect(end % 8).not.toBe(0);
+    const bytes = readFileSync(at.file);
+    expect(bytes[end]).toBe(0);
+    bytes[end] = 0x20;
+    writeFileSync(at.file, bytes);
+    const err = await Wal.open(dir, { index: 0, term: 0 }, o).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WalCorruptError);
+    expect((err as WalCorruptError).message).toBe(`wal: nonzero padding after the record in ${at.file} at offset ${at.frame}`);
+  });
 });
