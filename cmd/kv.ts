@@ -1,7 +1,7 @@
 // `coreos kv serve` (and `etcd`): flags and ETCD_* variables -> internal/kv/serve.
 import { FlagError, parseFlags, usage } from "../internal/flags/flags.ts";
 import { kvConfig, kvFlags } from "../internal/kv/config.ts";
-import { BootstrapFailed, serve } from "../internal/kv/serve.ts";
+import { BootstrapFailed, ListenError, serve } from "../internal/kv/serve.ts";
 import { WalCorruptError } from "../internal/wal/wal.ts";
 
 const HELP = `Usage: coreos kv serve [flags]   (or: etcd [flags])
@@ -38,6 +38,10 @@ export async function runKv(args: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof BootstrapFailed) return 1;
+    if (e instanceof ListenError) {
+      process.stderr.write(`etcd: ${e.message}\n`);
+      return 1;
+    }
     if (e instanceof WalCorruptError) {
       process.stderr.write(`etcd: cannot start: ${e.message}\n`);
       return 1;

@@ -19,11 +19,27 @@ function peerApp(server: EtcdServer): Hono {
   return app;
 }
 
-function listen(l: Listener, fetch: (req: Request) => Response | Promise<Response>, what: string) {
-  const s = Bun.serve({
+/** A listener could not be opened (port taken, address not local): one line, exit 1. */
+export class ListenError extends Error {}
+
+type Fetch = (req: Request, server: Bun.Server<{ from: string }>) => Response | undefined | Promise<Response | undefined>;
+
+function listen(l: Listener, fetch: Fetch, what: string, websocket?: Bun.WebSocketHandler<{ from: string }>) {
+  try {
+    return open(l, fetch, what, websocket);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const why = code === "EADDRINUSE" ? "bind: address already in use" : (e as Error).message.split("\n")[0];
+    throw new ListenError(`listen tcp ${l.hostname}:${l.port}: ${why}`);
+  }
+}
+
+function open(l: Listener, fetch: Fetch, what: string, websocket?: Bun.WebSocketHandler<{ from: string }>) {
+  const s = Bun.serve<{ from: string }>({
     hostname: l.hostname,
     port: l.port,
     fetch,
+    websocket: websocket ?? { message() {} },
     tls: l.tls
       ? {
           cert: Bun.file(l.tls.certFile),
@@ -65,8 +81,10 @@ export async function serve(cfg: KvConfig): Promise<void> {
   const clients = clientApp(server);
   const peers = peerApp(server);
   const listeners = [
-    ...cfg.peerListeners.map((l) => listen(l, peers.fetch, "peer traffic")),
-    ...cfg.clientListeners.map((l) => listen(l, clients.fetch, "client requests")),
+    ...cfg.peerListeners.map((l) =>
+      listen(l, (req, srv) => server.transport.upgrade(req, srv) ?? peers.fetch(req), "peer traffic", server.transport.websocket),
+    ),
+    ...cfg.clientListeners.map((l) => listen(l, (req) => clients.fetch(req), "client requests")),
   ];
   await new Promise<void>((resolve) => {
     const stop = (why: string) => {

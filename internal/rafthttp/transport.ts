@@ -80,6 +80,8 @@ export function peerFetchInit(tls: PeerTls | undefined): RequestInit {
 
 const SEND_TIMEOUT_MS = 5000;
 const PROBE_INTERVAL_MS = 1000;
+/** How soon a closed stream to a peer is tried again (requests carry the traffic meanwhile). */
+const STREAM_RETRY_MS = 500;
 const SNAPSHOT_TIMEOUT_MS = 120_000;
 
 class Peer {
@@ -96,13 +98,76 @@ class Peer {
     private readonly t: Transport,
   ) {}
 
+  /** The long-lived stream to this peer: every batch is one frame, no request per batch. */
+  private ws: WebSocket | null = null;
+  private wsOpen = false;
+  private wsRetryAt = 0;
+  private flushScheduled = false;
+
   send(m: Message): void {
     if (m.type === "MsgSnap") {
       void this.sendSnapshot(m);
       return;
     }
     this.queue.push(m);
+    if (this.wsOpen) {
+      // Everything raft hands over in one Ready goes out as one frame.
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        queueMicrotask(() => this.flushStream());
+      }
+      return;
+    }
+    this.connect();
     if (!this.sending) void this.flush();
+  }
+
+  private flushStream(): void {
+    this.flushScheduled = false;
+    if (this.queue.length === 0) return;
+    if (!this.wsOpen || !this.ws) {
+      if (!this.sending) void this.flush();
+      return;
+    }
+    const batch = this.queue;
+    this.queue = [];
+    this.ws.send(encodeBatch(batch));
+    this.stats.success++;
+  }
+
+  private connect(): void {
+    if (this.ws || Date.now() < this.wsRetryAt) return;
+    const url = `${this.url().replace(/^http/, "ws")}/raft/stream`;
+    const ws = new WebSocket(url, {
+      headers: { "X-Etcd-Cluster-ID": this.t.opts.clusterId, "X-Server-From": this.t.opts.selfId },
+      ...(this.t.tlsInit as { tls?: Record<string, unknown> }),
+    } as Bun.WebSocketOptions);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.wsOpen = true;
+      log.info(`stream to peer ${this.id} is open`);
+      this.markActive();
+      if (!this.sending) this.flushStream();
+    };
+    ws.onclose = () => {
+      if (this.wsOpen) log.warn(`stream to peer ${this.id} closed`);
+      this.ws = null;
+      this.wsOpen = false;
+      this.wsRetryAt = Date.now() + STREAM_RETRY_MS;
+      // Whatever was queued for the stream goes by request instead.
+      if (this.queue.length > 0 && !this.sending) void this.flush();
+    };
+  }
+
+  stop(): void {
+    this.ws?.close();
+  }
+
+  private markActive(): void {
+    if (this.activeSince === null) {
+      this.activeSince = Date.now();
+      log.info(`peer ${this.id} became active`);
+    }
   }
 
   private url(): string {
@@ -124,17 +189,16 @@ class Peer {
           }
           if (!r.ok) throw new Error(`status ${r.status}: ${(await r.text()).trim()}`);
           this.stats.record(performance.now() - started);
-          if (this.activeSince === null) {
-            this.activeSince = Date.now();
-            log.info(`peer ${this.id} became active`);
-          }
+          this.markActive();
         } catch (e) {
           this.failed(e);
         }
+        if (this.wsOpen) break;
       }
     } finally {
       this.sending = false;
     }
+    if (this.wsOpen) this.flushStream();
   }
 
   /**
@@ -142,14 +206,14 @@ class Peer {
    * other peers are up: the strict reconfiguration checks need that on every member.
    */
   async probe(): Promise<void> {
-    if (this.sending) return;
+    const started = performance.now();
     try {
       const r = await fetch(`${this.url()}/version`, { signal: AbortSignal.timeout(1000), ...this.t.tlsInit });
       if (!r.ok) throw new Error(`status ${r.status}`);
-      if (this.activeSince === null) {
-        this.activeSince = Date.now();
-        log.info(`peer ${this.id} became active`);
-      }
+      // With a stream there is no answer per batch: the probe's round trip is the latency.
+      this.stats.record(performance.now() - started);
+      this.stats.success--;
+      this.markActive();
     } catch (e) {
       if (this.activeSince !== null) {
         log.warn(`peer ${this.id} became inactive: ${(e as Error).message}`);
@@ -199,6 +263,7 @@ export class Transport {
 
   stop(): void {
     clearInterval(this.prober);
+    for (const p of this.peers.values()) p.stop();
   }
 
   post(url: string, body: string | Uint8Array, type: string, timeoutMs: number): Promise<Response> {
@@ -214,7 +279,11 @@ export class Transport {
   /** Makes the peer set exactly these members (other than this one). */
   setPeers(members: { id: string; peerURLs: string[] }[]): void {
     const want = new Map(members.filter((m) => m.id !== this.opts.selfId).map((m) => [m.id, m.peerURLs]));
-    for (const id of this.peers.keys()) if (!want.has(id)) this.peers.delete(id);
+    for (const [id, p] of this.peers)
+      if (!want.has(id)) {
+        p.stop();
+        this.peers.delete(id);
+      }
     for (const [id, urls] of want) {
       const p = this.peers.get(id);
       if (p) p.urls = urls;
@@ -242,19 +311,50 @@ export class Transport {
     return Object.fromEntries([...this.peers].map(([id, p]) => [id, p.stats.toJSON()]));
   }
 
+  /** Accepts a peer's stream (`/raft/stream`); null when the request is something else. */
+  upgrade(req: Request, server: Bun.Server<unknown>): Response | undefined | null {
+    if (!req.url.endsWith("/raft/stream") || req.headers.get("upgrade")?.toLowerCase() !== "websocket") return null;
+    const bad = this.check(req);
+    if (bad) return bad;
+    return server.upgrade(req, { data: { from: req.headers.get("x-server-from") ?? "" } }) ? undefined : new Response("upgrade failed\n", { status: 400 });
+  }
+
+  /** Bun.serve's websocket handlers for the peer listener: each frame is a batch. */
+  readonly websocket: Bun.WebSocketHandler<{ from: string }> = {
+    message: (_ws, data) => {
+      let msgs: Message[];
+      try {
+        msgs = decodeBatch(typeof data === "string" ? data : new TextDecoder().decode(data));
+      } catch (e) {
+        log.warn(`bad raft frame: ${(e as Error).message}`);
+        return;
+      }
+      this.receive(msgs);
+    },
+  };
+
+  private receive(msgs: Message[]): void {
+    for (const m of msgs) {
+      if (m.type === "MsgApp") this.counts.recvAppend++;
+      this.opts.onMessage(m);
+    }
+  }
+
+  private check(req: Request): Response | null {
+    const cid = req.headers.get("x-etcd-cluster-id");
+    if (cid !== null && cid !== this.opts.clusterId) {
+      log.warn(`rejected a message from cluster ${cid} (this is ${this.opts.clusterId})`);
+      return new Response("cluster ID mismatch\n", { status: 412 });
+    }
+    const from = req.headers.get("x-server-from");
+    if (from !== null && this.opts.isRemoved(from)) return new Response("the member has been permanently removed from the cluster\n", { status: 410 });
+    return null;
+  }
+
   /** The receiving side, mounted on the peer listener. */
   routes(): Hono {
     const app = new Hono();
-    const check = (req: Request): Response | null => {
-      const cid = req.headers.get("x-etcd-cluster-id");
-      if (cid !== null && cid !== this.opts.clusterId) {
-        log.warn(`rejected a message from cluster ${cid} (this is ${this.opts.clusterId})`);
-        return new Response("cluster ID mismatch\n", { status: 412 });
-      }
-      const from = req.headers.get("x-server-from");
-      if (from !== null && this.opts.isRemoved(from)) return new Response("the member has been permanently removed from the cluster\n", { status: 410 });
-      return null;
-    };
+    const check = (req: Request) => this.check(req);
     app.post("/raft", async (c) => {
       const bad = check(c.req.raw);
       if (bad) return bad;
@@ -264,10 +364,7 @@ export class Transport {
       } catch (e) {
         return c.text(`bad raft batch: ${(e as Error).message}\n`, 400);
       }
-      for (const m of msgs) {
-        if (m.type === "MsgApp") this.counts.recvAppend++;
-        this.opts.onMessage(m);
-      }
+      this.receive(msgs);
       return c.body(null, 204);
     });
     app.post("/raft/snapshot", async (c) => {
