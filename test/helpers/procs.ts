@@ -8,12 +8,24 @@ export const ROOT = resolve(import.meta.dir, "../..");
 export const BIN = join(ROOT, "dist/coreos");
 export const DIST = join(ROOT, "dist");
 
-/** A port the kernel says is free on 127.0.0.1 right now. */
+const handedOut = new Set<number>();
+
+/**
+ * A port the kernel says is free on 127.0.0.1 right now, never one already handed out in this
+ * process (the kernel may offer a just-released port again, and a server given the same port for
+ * clients and peers fails to start).
+ */
 export function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
+  for (let tries = 0; tries < 100; tries++) {
+    const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const p = s.port;
+    s.stop(true);
+    if (!handedOut.has(p)) {
+      handedOut.add(p);
+      return p;
+    }
+  }
+  throw new Error("no free port found in 100 tries");
 }
 
 export function tempDir(prefix = "coreos-test-"): string {
