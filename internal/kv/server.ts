@@ -188,10 +188,11 @@ export class EtcdServer {
     const storage = new ServerStorage(current);
 
     if (Wal.exists(walDir)) {
-      const snap = await snapshotter.loadNewest();
+      // Read line by line: neither the file nor its text is ever whole in memory.
+      const snap = await snapshotter.newest();
       let voters: NodeId[] = [];
       if (snap) {
-        ({ store, cluster } = decodeSnapshot(snap.data));
+        ({ store, cluster } = decodeSnapshotLines(snap.lines()));
         voters = cluster.list().map((m) => m.id);
         storage.applySnapshot({ index: snap.index, term: snap.term, voters, data: new Uint8Array(0) });
         log.info(`recovered store from snapshot at raft index ${snap.index} (etcd index ${store.index})`);
@@ -532,8 +533,24 @@ export class EtcdServer {
       });
   }
 
+  /** Membership on the first line, then the store's lines. */
+  private *snapshotChunks(): Generator<string | Uint8Array> {
+    yield `${JSON.stringify(this.cluster.toJSON())}\n`;
+    yield* this.store.snapshotChunks();
+  }
+
+  /** The whole snapshot in one buffer, for a follower that needs it. */
   snapshotData(): Uint8Array {
-    return encoder.encode(`${JSON.stringify(this.cluster.toJSON())}\n${this.store.toSnapshot()}`);
+    // Each store piece is a view into a reused buffer: copy it before taking the next.
+    const pieces: Uint8Array[] = [];
+    for (const p of this.snapshotChunks()) pieces.push(typeof p === "string" ? encoder.encode(p) : p.slice());
+    const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of pieces) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
   }
 
   private maybeSnapshot(): void {
@@ -541,10 +558,11 @@ export class EtcdServer {
     this.snapshotting = true;
     const index = this.appliedIndex;
     const term = this.storage.term(index);
-    const data = this.snapshotData();
+    // saveChunks takes every piece before it returns: the snapshot is of this applied index.
+    const saved = this.snapshotter.saveChunks({ index, term, chunks: this.snapshotChunks() });
     void (async () => {
       try {
-        await this.snapshotter.save({ index, term, data });
+        await saved;
         await this.wal.saveSnapshot({ index, term });
         await this.wal.releaseTo(index);
         this.snapshotIndex = index;
@@ -613,13 +631,15 @@ function bootstrapAdd(id: string, members: Member[]): ConfChange | undefined {
 }
 
 /** Membership on the first line, the store after it (JSON has no raw newlines). */
+function decodeSnapshotLines(lines: Iterator<string>): { store: Store; cluster: Cluster } {
+  const first = lines.next();
+  if (first.done) throw new Error("snapshot: empty");
+  const rest: Iterable<string> = { [Symbol.iterator]: () => lines };
+  return { cluster: Cluster.from(JSON.parse(first.value) as ClusterState), store: Store.fromSnapshotLines(rest) };
+}
+
 function decodeSnapshot(data: Uint8Array): { store: Store; cluster: Cluster } {
-  const text = decoder.decode(data);
-  const nl = text.indexOf("\n");
-  return {
-    cluster: Cluster.from(JSON.parse(text.slice(0, nl)) as ClusterState),
-    store: Store.fromSnapshot(text.slice(nl + 1)),
-  };
+  return decodeSnapshotLines(decoder.decode(data).split("\n")[Symbol.iterator]());
 }
 
 /** A new member's identity: founding members derive everything; a joining one asks its peers. */

@@ -82,6 +82,8 @@ const SEND_TIMEOUT_MS = 5000;
 const PROBE_INTERVAL_MS = 1000;
 /** How soon a closed stream to a peer is tried again (requests carry the traffic meanwhile). */
 const STREAM_RETRY_MS = 500;
+/** A stream closed with this code tells its sender it was removed (the 410 of a request). */
+const REMOVED_CLOSE_CODE = 4410;
 const SNAPSHOT_TIMEOUT_MS = 120_000;
 
 class Peer {
@@ -149,7 +151,11 @@ class Peer {
       this.markActive();
       if (!this.sending) this.flushStream();
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
+      if (ev.code === REMOVED_CLOSE_CODE) {
+        this.t.opts.onRemoved();
+        return;
+      }
       if (this.wsOpen) log.warn(`stream to peer ${this.id} closed`);
       this.ws = null;
       this.wsOpen = false;
@@ -321,7 +327,11 @@ export class Transport {
 
   /** Bun.serve's websocket handlers for the peer listener: each frame is a batch. */
   readonly websocket: Bun.WebSocketHandler<{ from: string }> = {
-    message: (_ws, data) => {
+    message: (ws, data) => {
+      if (this.opts.isRemoved(ws.data.from)) {
+        ws.close(REMOVED_CLOSE_CODE, "the member has been permanently removed from the cluster");
+        return;
+      }
       let msgs: Message[];
       try {
         msgs = decodeBatch(typeof data === "string" ? data : new TextDecoder().decode(data));
