@@ -27,7 +27,7 @@ import {
   benchTempDir,
   cpuSeconds,
   describeCmd,
-  killAll,
+  runBench,
   removeBenchDir,
   sideProblem,
   startMember,
@@ -683,21 +683,4 @@ async function main(): Promise<number> {
   return anyError ? 1 : 0;
 }
 
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    console.error(`\n[cluster] ${sig}: stopping every child process`);
-    killAll();
-    process.exit(130);
-  });
-}
-
-let code = 1;
-try {
-  code = await main();
-} catch (e) {
-  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-  code = 1;
-} finally {
-  killAll();
-}
-process.exit(code);
+await runBench("cluster", main);

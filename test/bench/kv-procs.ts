@@ -11,6 +11,7 @@ import {
   startEtcd,
   startOurs,
   tempDir,
+  serverFor,
   waitReady,
   type Server,
 } from "../helpers/procs.ts";
@@ -146,24 +147,9 @@ async function spawnMember(cmd: string[], m: MemberSpec, extraArgs: string[], re
     env: { ...process.env },
   });
   track(proc);
-  const url = `http://127.0.0.1:${clientPort}`;
-  const server: Server = {
-    proc,
-    url,
-    peerUrl: `http://127.0.0.1:${peerPort}`,
-    dataDir,
-    name,
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    },
-    async kill() {
-      proc.kill("SIGKILL");
-      await proc.exited;
-    },
-  };
+  const server = serverFor(proc, { name, dataDir, peerPort, url: `http://127.0.0.1:${clientPort}` });
   try {
-    await waitReady(url, proc, readyMs);
+    await waitReady(server.url, proc, readyMs);
   } catch (e) {
     proc.kill("SIGKILL");
     throw e;
@@ -275,4 +261,25 @@ export function cpuSeconds(pid: number): number {
     }
   }
   return total;
+}
+
+/** Runs a benchmark's main, stopping every child process on the way out, also on Ctrl-C. */
+export async function runBench(tag: string, main: () => Promise<number>): Promise<never> {
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => {
+      console.error(`\n[${tag}] ${sig}: stopping every child process`);
+      killAll();
+      process.exit(130);
+    });
+  }
+  let code = 1;
+  try {
+    code = await main();
+  } catch (e) {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+    code = 1;
+  } finally {
+    killAll();
+  }
+  process.exit(code);
 }

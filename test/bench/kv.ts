@@ -22,7 +22,7 @@ import type { Server } from "../helpers/procs.ts";
 import {
   cpuSeconds,
   describeCmd,
-  killAll,
+  runBench,
   readMem,
   sideProblem,
   startSide,
@@ -472,21 +472,4 @@ async function main(): Promise<number> {
   return anyError ? 1 : 0;
 }
 
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    console.error(`\n[bench] ${sig}: stopping every child process`);
-    killAll();
-    process.exit(130);
-  });
-}
-
-let code = 1;
-try {
-  code = await main();
-} catch (e) {
-  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-  code = 1;
-} finally {
-  killAll();
-}
-process.exit(code);
+await runBench("bench", main);

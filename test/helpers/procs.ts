@@ -93,6 +93,25 @@ export async function waitReady(
   throw new Error(`server at ${url} not ready after ${ms} ms`);
 }
 
+/** The handle of a started member process. */
+export function serverFor(proc: Subprocess, m: { name: string; dataDir: string; peerPort: number; url: string }): Server {
+  return {
+    proc,
+    url: m.url,
+    peerUrl: `http://127.0.0.1:${m.peerPort}`,
+    dataDir: m.dataDir,
+    name: m.name,
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+    async kill() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}
+
 async function start(cmd: string[], o: ServerOptions): Promise<Server> {
   const name = o.name ?? "n1";
   const dataDir = o.dataDir ?? join(tempDir(), `${name}.etcd`);
@@ -104,24 +123,9 @@ async function start(cmd: string[], o: ServerOptions): Promise<Server> {
     stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
     env: { ...process.env, ...o.env },
   });
-  const url = o.readyUrl ?? `http://127.0.0.1:${clientPort}`;
-  const server: Server = {
-    proc,
-    url,
-    peerUrl: `http://127.0.0.1:${peerPort}`,
-    dataDir,
-    name,
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    },
-    async kill() {
-      proc.kill("SIGKILL");
-      await proc.exited;
-    },
-  };
+  const server = serverFor(proc, { name, dataDir, peerPort, url: o.readyUrl ?? `http://127.0.0.1:${clientPort}` });
   try {
-    await waitReady(url, proc, 15000, o.readyTls);
+    await waitReady(server.url, proc, 15000, o.readyTls);
   } catch (e) {
     proc.kill("SIGKILL");
     throw e;
