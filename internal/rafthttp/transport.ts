@@ -40,14 +40,20 @@ export class LatencyStats {
   success = 0;
   fail = 0;
 
+  /** A batch delivered by request, in `ms`. */
   record(ms: number): void {
+    this.sample(ms);
+    this.success++;
+  }
+
+  /** A round trip measured without delivering anything (a probe). */
+  sample(ms: number): void {
     this.current = ms;
     this.n++;
     this.sum += ms;
     this.sumSq += ms * ms;
     this.minimum = Math.min(this.minimum, ms);
     this.maximum = Math.max(this.maximum, ms);
-    this.success++;
   }
 
   toJSON() {
@@ -217,8 +223,7 @@ class Peer {
       const r = await fetch(`${this.url()}/version`, { signal: AbortSignal.timeout(1000), ...this.t.tlsInit });
       if (!r.ok) throw new Error(`status ${r.status}`);
       // With a stream there is no answer per batch: the probe's round trip is the latency.
-      this.stats.record(performance.now() - started);
-      this.stats.success--;
+      this.stats.sample(performance.now() - started);
       this.markActive();
     } catch (e) {
       if (this.activeSince !== null) {
