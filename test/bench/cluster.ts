@@ -27,6 +27,7 @@ import {
   benchTempDir,
   cpuSeconds,
   describeCmd,
+  envNum,
   runBench,
   removeBenchDir,
   sideProblem,
@@ -39,14 +40,6 @@ import { errorCount, mergeWrk, runWrk, type WrkResult } from "./kv-wrk.ts";
 import { median } from "./kv-watch.ts";
 
 // ---------- configuration ----------
-
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v.trim() === "") return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
-  return n;
-}
 
 const SECONDS = envNum("BENCH_SECONDS", 10);
 const WARMUP = envNum("BENCH_WARMUP", 2);

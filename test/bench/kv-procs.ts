@@ -283,3 +283,12 @@ export async function runBench(tag: string, main: () => Promise<number>): Promis
   }
   process.exit(code);
 }
+
+/** A non-negative number from the environment (the benchmarks' knobs), or the default. */
+export function envNum(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v.trim() === "") return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
+  return n;
+}

@@ -22,6 +22,7 @@ import type { Server } from "../helpers/procs.ts";
 import {
   cpuSeconds,
   describeCmd,
+  envNum,
   runBench,
   readMem,
   sideProblem,
@@ -35,14 +36,6 @@ import { median, runWatch, type WatchRound } from "./kv-watch.ts";
 import { startFloor } from "./kv-watch-floor.ts";
 
 // ---------- configuration ----------
-
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v.trim() === "") return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
-  return n;
-}
 
 const SECONDS = envNum("BENCH_SECONDS", 10);
 const WARMUP = envNum("BENCH_WARMUP", 2);

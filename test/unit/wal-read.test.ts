@@ -1,11 +1,11 @@
 // Wal.open reads segments through a small window (memory follows the data, not the 64 MB file):
 // the same guarantees must hold when records straddle window boundaries or outgrow the window.
-import { afterEach, describe, expect, spyOn, test } from "bun:test";
-import { readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { describe, expect, spyOn, test } from "bun:test";
+import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Entry, HardState } from "../../internal/kv/types.ts";
 import { Wal, WalCorruptError, log as walLog, type WalOptions } from "../../internal/wal/wal.ts";
-import { tempDir } from "../helpers/procs.ts";
+import { entry as walEntry, walDirs } from "../helpers/wal.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -15,21 +15,8 @@ const CHUNK = 24;
 /** Segments preallocated to 1 MiB: reading a zero tail 24 bytes at a time must stay quick. */
 const SEG = 1 << 20;
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function walDir(): string {
-  const d = tempDir("coreos-walread-");
-  dirs.push(d);
-  return join(d, "member", "wal");
-}
-
-function entry(index: number, term = 1, size = 150): Entry {
-  const tag = `<e${index}t${term}>`;
-  return { index, term, type: 0, data: enc.encode(tag + "y".repeat(Math.max(0, size - tag.length))) };
-}
+const walDir = walDirs("coreos-walread-");
+const entry = (index: number, term = 1, size = 150) => walEntry(index, term, size, "y");
 
 const hs = (term: number, commit: number): HardState => ({ term, vote: "8e9e05c52164694d", commit });
 

@@ -1,31 +1,16 @@
-import { afterEach, describe, expect, spyOn, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Entry, HardState } from "../../internal/kv/types.ts";
 import { Wal, WalCorruptError, log as walLog } from "../../internal/wal/wal.ts";
-import { tempDir } from "../helpers/procs.ts";
+import { entry, walDirs } from "../helpers/wal.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const SEG = 4096;
 const META = enc.encode('{"id":"8e9e05c52164694d","cluster":"cdf818194e3a8c32"}');
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function walDir(): string {
-  const d = tempDir("coreos-wal-");
-  dirs.push(d);
-  return join(d, "member", "wal");
-}
-
-/** Data unique to (index, term), so a test can find the record in the file. */
-function entry(index: number, term = 1, size = 150): Entry {
-  const tag = `<e${index}t${term}>`;
-  return { index, term, type: 0, data: enc.encode(tag + "x".repeat(Math.max(0, size - tag.length))) };
-}
+const walDir = walDirs("coreos-wal-");
 
 const hs = (term: number, commit: number, vote = "1"): HardState => ({ term, vote, commit });
 
