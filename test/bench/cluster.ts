@@ -28,9 +28,9 @@ import {
   cpuSeconds,
   describeCmd,
   envNum,
+  sidesRunnable,
   runBench,
   removeBenchDir,
-  sideProblem,
   startMember,
   stopServer,
   type MemberSpec,
@@ -639,13 +639,7 @@ function report(scenarios: Scenario[]): void {
 async function main(): Promise<number> {
   const scenarios = pickScenarios();
   const sides = pickSides();
-  for (const side of sides) {
-    const p = sideProblem(side);
-    if (p) {
-      console.error(`cannot run ${side}: ${p}`);
-      return 2;
-    }
-  }
+  if (!sidesRunnable(sides)) return 2;
   log(`sides ${sides.join(", ")}; scenarios ${scenarios.map((s) => s.name).join(", ")}; ${MEMBERS} members; ${SECONDS}s per run`);
   const load0 = loadavg()[0]!;
   log(`load average before start: ${load0.toFixed(2)}` + (load0 > 0.5 ? " (other work is running: expect noise)" : ""));

@@ -292,3 +292,15 @@ export function envNum(name: string, dflt: number): number {
   if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
   return n;
 }
+
+/** Whether every side's command can run; says why not on stderr. */
+export function sidesRunnable(sides: readonly Side[]): boolean {
+  for (const side of sides) {
+    const p = sideProblem(side);
+    if (p) {
+      console.error(`cannot run ${side}: ${p}`);
+      return false;
+    }
+  }
+  return true;
+}

@@ -1,6 +1,6 @@
 // Fixtures shared by the WAL tests: throw-away log directories and entries a test can find again.
 import { afterEach } from "bun:test";
-import { rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Entry } from "../../internal/kv/types.ts";
 import { tempDir } from "./procs.ts";
@@ -24,4 +24,22 @@ export function walDirs(prefix: string): () => string {
 export function entry(index: number, term = 1, size = 150, fill = "x"): Entry {
   const tag = `<e${index}t${term}>`;
   return { index, term, type: 0, data: enc.encode(tag + fill.repeat(Math.max(0, size - tag.length))) };
+}
+
+export function walFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => n.endsWith(".wal"))
+    .sort();
+}
+
+/** File and byte offset of the frame holding entry (index, term), found by its data's tag. */
+export function locate(dir: string, index: number, term = 1): { file: string; frame: number; dataAt: number } {
+  const needle = Buffer.from(`<e${index}t${term}>`);
+  for (const name of walFiles(dir)) {
+    const file = join(dir, name);
+    const at = readFileSync(file).indexOf(needle);
+    // frame = 8 length bytes, crc, type, then varint term, varint index, entry type (1 byte each here)
+    if (at >= 0) return { file, frame: at - 16, dataAt: at };
+  }
+  throw new Error(`entry ${index} not found`);
 }

@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from
 import { join } from "node:path";
 import type { Entry, HardState } from "../../internal/kv/types.ts";
 import { Wal, WalCorruptError, log as walLog, type WalOptions } from "../../internal/wal/wal.ts";
-import { entry as walEntry, walDirs } from "../helpers/wal.ts";
+import { entry as walEntry, locate, walDirs, walFiles } from "../helpers/wal.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -19,22 +19,6 @@ const walDir = walDirs("coreos-walread-");
 const entry = (index: number, term = 1, size = 150) => walEntry(index, term, size, "y");
 
 const hs = (term: number, commit: number): HardState => ({ term, vote: "8e9e05c52164694d", commit });
-
-function walFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((n) => n.endsWith(".wal"))
-    .sort();
-}
-
-function locate(dir: string, index: number, term = 1): { file: string; frame: number; dataAt: number } {
-  const needle = Buffer.from(`<e${index}t${term}>`);
-  for (const name of walFiles(dir)) {
-    const file = join(dir, name);
-    const at = readFileSync(file).indexOf(needle);
-    if (at >= 0) return { file, frame: at - 16, dataAt: at };
-  }
-  throw new Error(`entry ${index} not found`);
-}
 
 function expectEntries(got: Entry[], want: Entry[]): void {
   expect(got.map((e) => [e.index, e.term, dec.decode(e.data)])).toEqual(want.map((e) => [e.index, e.term, dec.decode(e.data)]));

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, truncateSync,
 import { join } from "node:path";
 import type { Entry, HardState } from "../../internal/kv/types.ts";
 import { Wal, WalCorruptError, log as walLog } from "../../internal/wal/wal.ts";
-import { entry, walDirs } from "../helpers/wal.ts";
+import { entry, locate, walDirs, walFiles } from "../helpers/wal.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -13,24 +13,6 @@ const META = enc.encode('{"id":"8e9e05c52164694d","cluster":"cdf818194e3a8c32"}'
 const walDir = walDirs("coreos-wal-");
 
 const hs = (term: number, commit: number, vote = "1"): HardState => ({ term, vote, commit });
-
-function walFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((n) => n.endsWith(".wal"))
-    .sort();
-}
-
-/** File and byte offset of the frame holding entry (index, term). */
-function locate(dir: string, index: number, term = 1): { file: string; frame: number; dataAt: number } {
-  const needle = Buffer.from(`<e${index}t${term}>`);
-  for (const name of walFiles(dir)) {
-    const file = join(dir, name);
-    const at = readFileSync(file).indexOf(needle);
-    // frame = 8 length bytes, crc, type, then varint term, varint index, entry type (1 byte each here)
-    if (at >= 0) return { file, frame: at - 16, dataAt: at };
-  }
-  throw new Error(`entry ${index} not found`);
-}
 
 function snapshotFiles(dir: string): Map<string, Buffer> {
   return new Map(readdirSync(dir).map((n) => [n, readFileSync(join(dir, n))]));
