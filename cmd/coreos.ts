@@ -13,6 +13,10 @@ async function run(tool: Tool, args: string[]): Promise<number> {
       return (await import("./ctl.ts")).runCtl(args);
     case "locksmith":
       return (await import("./locksmith.ts")).runLocksmith(args);
+    case "update-engine":
+      return (await import("./update-engine.ts")).runUpdateEngine(args);
+    case "cloudinit":
+      return (await import("./cloudinit.ts")).runCloudinit(args);
     default:
       if (args.includes("--help") || args.includes("-h")) {
         process.stdout.write(`coreos ${tool}: ${TOOLS[tool]}\n\nNot built yet in this version (${pkg.version}).\n`);

@@ -1,0 +1,44 @@
+// coreos update-engine: the verbs of the update system, one file each under cmd/update-engine/.
+// `update_engine` is `daemon`, `update_engine_client` is `client`.
+const VERBS = {
+  daemon: "the update engine daemon (update_engine)",
+  client: "talk to the daemon: status, check, update, watch, reset (update_engine_client)",
+  disk: "GPT tables: show, init, prioritize, next, mark-good",
+  payload: "CrAU payloads: build, verify, apply",
+  serve: "the Omaha update server with rollout policy, API and dashboard",
+  admin: "the update server's admin CLI",
+} as const;
+type Verb = keyof typeof VERBS;
+
+function help(): string {
+  const w = Math.max(...Object.keys(VERBS).map((k) => k.length));
+  return `Usage: coreos update-engine <verb> [flags]\n\n${Object.entries(VERBS)
+    .map(([k, d]) => `  ${k.padEnd(w)}  ${d}`)
+    .join("\n")}\n`;
+}
+
+export async function runUpdateEngine(args: string[]): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb === undefined || verb === "--help" || verb === "-h" || verb === "help") {
+    process.stdout.write(help());
+    return verb === undefined ? 2 : 0;
+  }
+  if (!(verb in VERBS)) {
+    process.stderr.write(`coreos update-engine: unknown verb "${verb}" (try: coreos update-engine --help)\n`);
+    return 2;
+  }
+  const mod = await load(verb as Verb);
+  return mod.run(rest);
+}
+
+// Static import paths so `bun build --compile` bundles every verb.
+function load(verb: Verb): Promise<{ run(args: string[]): Promise<number> }> {
+  switch (verb) {
+    case "daemon": return import("./update-engine/daemon.ts");
+    case "client": return import("./update-engine/client.ts");
+    case "disk": return import("./update-engine/disk.ts");
+    case "payload": return import("./update-engine/payload.ts");
+    case "serve": return import("./update-engine/serve.ts");
+    case "admin": return import("./update-engine/admin.ts");
+  }
+}

@@ -1,0 +1,5 @@
+// Placeholder until this verb lands.
+export async function run(_args: string[]): Promise<number> {
+  process.stderr.write("coreos update-engine disk: not built yet\n");
+  return 2;
+}
