@@ -1,0 +1,44 @@
+// The unit manager: what cloud-config (and later fleet) asks of an init system, with two back ends
+// behind it: systemd (a host whose PID 1 is systemd, or `--root DIR` for an offline tree) and
+// coreos's own supervisor (hosts and containers without systemd).
+//
+// This file is the contract between the unit layer and its users; the back ends live beside it.
+
+/** systemd's ActiveState values. */
+export type ActiveState = "active" | "reloading" | "inactive" | "failed" | "activating" | "deactivating";
+
+/** What `systemctl show -p LoadState,ActiveState,SubState` reports, and the supervisor mirrors. */
+export interface UnitStatus {
+  name: string;
+  load: "loaded" | "not-found" | "masked" | "error";
+  active: ActiveState;
+  /** `running`, `dead`, `exited`, `failed`, `auto-restart`, ... as systemd names them. */
+  sub: string;
+}
+
+/** The verbs a cloud-config unit's `command:` may name (coreos-cloudinit passes them to systemd). */
+export type UnitCommand = "start" | "stop" | "restart" | "reload" | "try-restart" | "reload-or-restart" | "reload-or-try-restart";
+
+export interface Placement {
+  /** Under /run/systemd/system (gone at reboot) instead of /etc/systemd/system. */
+  runtime: boolean;
+}
+
+export interface UnitManager {
+  readonly kind: "systemd" | "supervisor";
+  /** Writes the unit file atomically (temp file in the same directory, then rename). */
+  writeUnit(name: string, content: string, where: Placement): Promise<void>;
+  /** Writes `<unit>.d/<dropIn>` (dropIn ends in .conf) atomically. */
+  writeDropIn(unit: string, dropIn: string, content: string, where: Placement): Promise<void>;
+  /** Links the unit to /dev/null, as `systemctl mask` does. */
+  mask(name: string, where: Placement): Promise<void>;
+  unmask(name: string, where: Placement): Promise<void>;
+  /** Follows the unit's [Install] section, as `systemctl enable` does. */
+  enable(name: string): Promise<void>;
+  /** Re-reads unit files; cloud-config calls it once after writing every unit. */
+  daemonReload(): Promise<void>;
+  run(command: UnitCommand, name: string): Promise<void>;
+  status(name: string): Promise<UnitStatus>;
+  /** The unit's captured output, oldest first (the supervisor keeps it; systemd asks journalctl). */
+  journal(name: string, lines?: number): Promise<string[]>;
+}
