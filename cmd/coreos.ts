@@ -17,6 +17,8 @@ async function run(tool: Tool, args: string[]): Promise<number> {
       return (await import("./update-engine.ts")).runUpdateEngine(args);
     case "cloudinit":
       return (await import("./cloudinit.ts")).runCloudinit(args);
+    case "supervisor":
+      return (await import("./supervisor.ts")).runSupervisor(args);
     default:
       if (args.includes("--help") || args.includes("-h")) {
         process.stdout.write(`coreos ${tool}: ${TOOLS[tool]}\n\nNot built yet in this version (${pkg.version}).\n`);

@@ -1,7 +1,7 @@
 // The multi-call table: which subcommand a program name or first argument means.
 import { basename } from "node:path";
 
-export type Tool = "kv" | "ctl" | "fleet" | "locksmith" | "update-engine" | "cloudinit";
+export type Tool = "kv" | "ctl" | "fleet" | "locksmith" | "update-engine" | "cloudinit" | "supervisor";
 
 export const TOOLS: Record<Tool, string> = {
   kv: "etcd-compatible key-value store (`kv serve`); also runs as `etcd`",
@@ -10,6 +10,7 @@ export const TOOLS: Record<Tool, string> = {
   locksmith: "reboot coordination (locksmithd, locksmithctl)",
   "update-engine": "Omaha updates into the passive USR partition (update_engine, update_engine_client)",
   cloudinit: "configure the host from cloud-config (coreos-cloudinit)",
+  supervisor: "run units without systemd: the process supervisor behind the unit manager",
 };
 
 /** Program names the binary answers to when symlinked, with the words they stand for. */
