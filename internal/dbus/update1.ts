@@ -1,0 +1,166 @@
+// com.coreos.update1 on the system bus (update-engine spec §2.5): the update engine serves it,
+// locksmithd and update_engine_client read it. Where no system bus runs, both functions return null
+// and callers use the control socket of internal/update/status.ts instead.
+import { logger } from "../log/log.ts";
+import type { Status } from "../update/status.ts";
+import { DBusError, systemBus } from "./bus.ts";
+import type { Value } from "./marshal.ts";
+import type { Message } from "./message.ts";
+
+export const UPDATE1_NAME = "com.coreos.update1";
+export const UPDATE1_PATH = "/com/coreos/update1";
+export const UPDATE1_INTERFACE = "com.coreos.update1.Manager";
+/** (x last_checked_time, d progress, s current_operation, s new_version, x new_size) */
+export const STATUS_SIGNATURE = "xdssx";
+/** The match locksmithd adds (B3): any sender's StatusUpdate counts, as `locksmithctl send-need-reboot` relies on. */
+export const STATUS_MATCH = `type='signal',interface='${UPDATE1_INTERFACE}',member='StatusUpdate'`;
+
+const REQUEST_NAME_DO_NOT_QUEUE = 4;
+const PRIMARY_OWNER = 1;
+const ALREADY_OWNER = 4;
+
+const log = logger("dbus");
+
+export function statusBody(s: Status): Value[] {
+  return [BigInt(Math.trunc(s.last_checked_time)), s.progress, s.current_operation, s.new_version, BigInt(Math.trunc(s.new_size))];
+}
+
+/** A StatusUpdate body or GetStatus reply as a Status; null when it is not one (dropped, as locksmith 0.6.2 does). */
+export function statusFrom(signature: string, body: Value[]): Status | null {
+  if (!signature.startsWith(STATUS_SIGNATURE) || body.length < 5) return null;
+  const [t, p, op, ver, size] = body as [bigint, number, string, string, bigint];
+  return { last_checked_time: Number(t), progress: p, current_operation: op, new_version: ver, new_size: Number(size) };
+}
+
+export interface Update1Handlers {
+  getStatus(): Status;
+  attemptUpdate(): Promise<void>;
+  resetStatus(): Promise<void>;
+}
+
+export interface Update1Server {
+  /** Emits StatusUpdate with this status; a lost bus connection is logged, not thrown. */
+  emit(status: Status): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Owns com.coreos.update1 and serves the Manager interface. Null when there is no system bus;
+ * throws when another process owns the name or the bus refuses us.
+ */
+export async function serveUpdate1(handlers: Update1Handlers, env: Record<string, string | undefined> = process.env): Promise<Update1Server | null> {
+  const bus = await systemBus(env);
+  if (bus === null) return null;
+  bus.exportInterface(UPDATE1_PATH, {
+    name: UPDATE1_INTERFACE,
+    methods: {
+      GetStatus: { in: "", out: STATUS_SIGNATURE, handler: () => statusBody(handlers.getStatus()) },
+      AttemptUpdate: {
+        in: "",
+        out: "",
+        handler: async () => {
+          await handlers.attemptUpdate();
+          return [];
+        },
+      },
+      ResetStatus: {
+        in: "",
+        out: "b",
+        handler: async () => {
+          await handlers.resetStatus();
+          return [true];
+        },
+      },
+    },
+    signals: { StatusUpdate: STATUS_SIGNATURE },
+  });
+  let owner: number;
+  try {
+    owner = await bus.requestName(UPDATE1_NAME, REQUEST_NAME_DO_NOT_QUEUE);
+  } catch (e) {
+    bus.close();
+    throw e;
+  }
+  if (owner !== PRIMARY_OWNER && owner !== ALREADY_OWNER) {
+    bus.close();
+    throw new Error(`${UPDATE1_NAME} is already owned by another process on the system bus`);
+  }
+  let warned = false;
+  bus.onClose((e) => {
+    if (e) log.warn(`system bus connection lost: ${e.message}`);
+  });
+  return {
+    emit(status) {
+      try {
+        bus.emit({ path: UPDATE1_PATH, interface: UPDATE1_INTERFACE, member: "StatusUpdate", signature: STATUS_SIGNATURE, body: statusBody(status) });
+      } catch (e) {
+        if (!warned) log.warn(`StatusUpdate not sent: ${(e as Error).message}`);
+        warned = true;
+      }
+    },
+    async close() {
+      if (!bus.isClosed) await bus.flush();
+      bus.close();
+    },
+  };
+}
+
+export interface SubscribeUpdate1Options {
+  /** A StatusUpdate whose body is not (xdssx…). */
+  onInvalid?(m: Message): void;
+  /** GetStatus failed for another reason than the engine not running yet. */
+  onError?(e: Error): void;
+  /** The bus connection ended without close() (the daemon stopped). */
+  onClose?(e: Error | null): void;
+}
+
+/**
+ * Every StatusUpdate on the bus, and the engine's status from GetStatus: once at start and again
+ * whenever com.coreos.update1 gets an owner (the engine may start after us: coreos/bugs#1011).
+ * Null when there is no system bus.
+ */
+export async function subscribeUpdate1(
+  onStatus: (s: Status) => void,
+  o: SubscribeUpdate1Options = {},
+  env: Record<string, string | undefined> = process.env,
+): Promise<{ close(): void } | null> {
+  const bus = await systemBus(env);
+  if (bus === null) return null;
+  let closing = false;
+  const poll = async () => {
+    try {
+      const body = await bus.call({ destination: UPDATE1_NAME, path: UPDATE1_PATH, interface: UPDATE1_INTERFACE, member: "GetStatus" });
+      const s = statusFrom(STATUS_SIGNATURE, body);
+      if (s) onStatus(s);
+    } catch (e) {
+      const absent = e instanceof DBusError && /ServiceUnknown|NameHasNoOwner/.test(e.errorName);
+      if (!absent && !closing && !bus.isClosed) o.onError?.(e as Error);
+    }
+  };
+  bus.onSignal((m) => {
+    if (m.interface === UPDATE1_INTERFACE && m.member === "StatusUpdate") {
+      const s = statusFrom(m.signature, m.body);
+      if (s) onStatus(s);
+      else o.onInvalid?.(m);
+    } else if (m.interface === "org.freedesktop.DBus" && m.member === "NameOwnerChanged" && m.body[0] === UPDATE1_NAME && m.body[2] !== "") {
+      void poll();
+    }
+  });
+  bus.onClose((e) => {
+    if (!closing) o.onClose?.(e);
+  });
+  try {
+    await bus.addMatch(STATUS_MATCH);
+    await bus.addMatch(`type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${UPDATE1_NAME}'`);
+  } catch (e) {
+    bus.close();
+    throw e;
+  }
+  await poll();
+  return {
+    close() {
+      closing = true;
+      bus.close();
+    },
+  };
+}
