@@ -14,6 +14,21 @@ export interface UnitStatus {
   active: ActiveState;
   /** `running`, `dead`, `exited`, `failed`, `auto-restart`, ... as systemd names them. */
   sub: string;
+  /** The rest is what a back end knows beyond the three states (systemctl show's names in comments). */
+  /** Description= */
+  description?: string;
+  /** FragmentPath= (inside the root). */
+  path?: string;
+  /** Result=: `success`, `exit-code`, `signal`, `core-dump`, `timeout`, `resources`, `start-limit-hit`. */
+  result?: string;
+  /** MainPID= (absent when none runs). */
+  mainPid?: number;
+  /** NRestarts=: automatic restarts since the unit was loaded. */
+  restarts?: number;
+  /** Unix ms of the last change of `active` (ActiveEnterTimestamp / InactiveEnterTimestamp). */
+  since?: number;
+  /** UnitFileState=: `enabled`, `disabled`, `static`, ... */
+  enabled?: string;
 }
 
 /** The verbs a cloud-config unit's `command:` may name (coreos-cloudinit passes them to systemd). */
@@ -33,8 +48,8 @@ export interface UnitManager {
   /** Links the unit to /dev/null, as `systemctl mask` does. */
   mask(name: string, where: Placement): Promise<void>;
   unmask(name: string, where: Placement): Promise<void>;
-  /** Follows the unit's [Install] section, as `systemctl enable` does. */
-  enable(name: string): Promise<void>;
+  /** Follows the unit's [Install] section, as `systemctl enable` does (`--runtime` when where.runtime). */
+  enable(name: string, where?: Placement): Promise<void>;
   /** Re-reads unit files; cloud-config calls it once after writing every unit. */
   daemonReload(): Promise<void>;
   run(command: UnitCommand, name: string): Promise<void>;
