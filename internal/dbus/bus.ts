@@ -14,9 +14,9 @@ const DBUS = { destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus
 export class DBusError extends Error {
   constructor(
     readonly errorName: string,
-    message: string,
+    readonly text: string,
   ) {
-    super(`${errorName}: ${message}`);
+    super(`${errorName}: ${text}`);
   }
 }
 
@@ -233,7 +233,7 @@ export class Bus {
     try {
       reply(spec.out, await spec.handler(...m.body));
     } catch (e) {
-      if (e instanceof DBusError) error(e.errorName, e.message);
+      if (e instanceof DBusError) error(e.errorName, e.text);
       else error("org.freedesktop.DBus.Error.Failed", (e as Error).message);
     }
   }
