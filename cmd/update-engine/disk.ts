@@ -326,9 +326,10 @@ export async function run(args: string[]): Promise<number> {
       process.stderr.write(`coreos update-engine disk ${cmd}: ${e.message}\n`);
       return 2;
     }
-    const errno = (e as NodeJS.ErrnoException).code !== undefined && (e as NodeJS.ErrnoException).syscall !== undefined;
+    // A system call's failure (ENOSPC, EACCES, ...) is the user's one line too, not a stack.
+    const errno = e instanceof Error && (e as NodeJS.ErrnoException).syscall !== undefined;
     if (e instanceof GptError || e instanceof RangeError || errno) {
-      process.stderr.write(`coreos update-engine disk ${cmd}: ${e.message}\n`);
+      process.stderr.write(`coreos update-engine disk ${cmd}: ${(e as Error).message}\n`);
       return 1;
     }
     throw e;
