@@ -10,10 +10,12 @@ import { DEFAULT_ENDPOINTS, openLock, type ConnectOptions } from "../internal/lo
 import { runCtlCommand } from "../internal/locksmith/ctl.ts";
 import { runDaemon } from "../internal/locksmith/daemon.ts";
 import { fleetLockApp } from "../internal/locksmith/fleetlock.ts";
-import { COORDINATOR_FILE, MACHINE_ID_FILE, machineId, reboot, wall, writeCoordinator } from "../internal/locksmith/host.ts";
+import { systemBus } from "../internal/dbus/bus.ts";
+import { COORDINATOR_FILE, CoordinatorFile, MACHINE_ID_FILE, machineId, reboot, wall } from "../internal/locksmith/host.ts";
 import { strategyFrom, UPDATE_CONF_FILES } from "../internal/locksmith/strategy.ts";
+import { updateStatuses } from "../internal/locksmith/updates.ts";
 import { windowFromEnv } from "../internal/locksmith/window.ts";
-import { socketPath, subscribe } from "../internal/update/status.ts";
+import { socketPath } from "../internal/update/status.ts";
 
 const s = (d: string, description: string): FlagDef => ({ kind: "string", default: d, description });
 const b = (description: string): FlagDef => ({ kind: "bool", default: false, description });
@@ -28,8 +30,9 @@ const GLOBAL = {
   group: s("", "reboot lock group"),
   debug: b("debug logging"),
   version: b("print the version and exit"),
-  "update-socket": s("", "the update engine's control socket (default $UPDATE_ENGINE_CONTROL_SOCKET or /run/update-engine/control.sock)"),
-  "reboot-command": s("", "run by /bin/sh to reboot instead of `systemctl reboot`"),
+  "update-socket": s("", "the update engine's control socket, used where there is no system bus (default $UPDATE_ENGINE_CONTROL_SOCKET or /run/update-engine/control.sock)"),
+  "reboot-command": s("", "run by /bin/sh to reboot instead of login1/systemctl"),
+  "host-root": s("/", "root under which /run/systemd/system marks a systemd host (reboot through login1)"),
 };
 
 const DAEMON = {
@@ -102,7 +105,8 @@ async function ctl(args: string[]): Promise<number> {
       open: () => openLock(connect(p.values)),
       machineId: () => machineId(),
       isRoot: () => process.getuid?.() === 0,
-      rebootCommand: p.values["reboot-command"],
+      reboot: () => reboot({ command: p.values["reboot-command"], root: p.values["host-root"], env }),
+      systemBus: () => systemBus(env),
       updateSocket: socketPath(p.values["update-socket"], env),
     },
     cmd,
@@ -150,7 +154,8 @@ async function daemon(args: string[]): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const sock = socketPath(v["update-socket"], env);
-  const slog = log.withTag("locksmith");
+  // Locked on the first state change, after the "off" check, as the original (B3 steps 1-2).
+  const coordinator = new CoordinatorFile(stateFile, strategy);
   try {
     return await runDaemon({
       strategy,
@@ -158,15 +163,10 @@ async function daemon(args: string[]): Promise<number> {
       machineId: id,
       max,
       openLock: () => openLock(connect(v, Math.ceil(lockTtlMs / 1000))),
-      statuses: (signal) =>
-        subscribe(sock, {
-          signal,
-          onError: (e, ms) => slog.warn(`update engine at ${sock}: ${e.message}; retrying in ${ms}ms`),
-          onInvalid: (l) => slog.warn(`dropping a status that is not one: ${l.slice(0, 200)}`),
-        }),
-      reboot: () => reboot(v["reboot-command"]),
+      statuses: (signal) => updateStatuses({ socket: sock, env }, signal),
+      reboot: () => reboot({ command: v["reboot-command"], root: v["host-root"], env }),
       wall: (m) => (v.wall ? wall(m) : 0),
-      setState: (st) => writeCoordinator(stateFile, strategy, st),
+      setState: (st) => coordinator.update(st),
       now: () => new Date(),
       timings: {
         unlockDelayMs: duration("unlock-delay", v["unlock-delay"]),
@@ -178,6 +178,7 @@ async function daemon(args: string[]): Promise<number> {
       signal: stop.signal,
     });
   } finally {
+    coordinator.close();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }

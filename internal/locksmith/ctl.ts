@@ -1,7 +1,8 @@
 // locksmithctl's commands (B2): output formats, error lines and exit codes of the original.
+import type { Bus } from "../dbus/bus.ts";
+import { STATUS_SIGNATURE, statusBody, UPDATE1_INTERFACE, UPDATE1_PATH } from "../dbus/update1.ts";
 import { emitStatus, NEED_REBOOT, StatusServer } from "../update/status.ts";
 import type { EtcdLock } from "./etcdlock.ts";
-import { reboot } from "./host.ts";
 import { type Semaphore } from "./semaphore.ts";
 
 export interface CtlIO {
@@ -15,7 +16,10 @@ export interface CtlContext {
   /** Defaults to /etc/machine-id. */
   machineId(): string;
   isRoot(): boolean;
-  rebootCommand: string;
+  /** The host's reboot (host.ts reboot with the flags' options). */
+  reboot(): Promise<void>;
+  /** The system bus, or null where none runs (then the control socket is used). */
+  systemBus(): Promise<Bus | null>;
   updateSocket: string;
   /** send-need-reboot's pause before exiting (1s, as the original). */
   sendPauseMs?: number;
@@ -28,7 +32,7 @@ Manage the cluster reboot lock.
 Commands:
   help              Show a list of commands or help for one command
   reboot            Reboot honoring reboot locks.
-  send-need-reboot  Send a 'need reboot' signal to locksmithd (through the update engine's control socket)
+  send-need-reboot  Send a 'need reboot' signal to locksmithd
   set-max           Set the maximum number of lock holders
   status            Get the status of the cluster wide reboot lock.
   unlock            Unlock this machine or a given machine-id in the cluster wide reboot lock.
@@ -45,7 +49,7 @@ const HELP: Record<string, string> = {
   unlock: "Usage: locksmithctl unlock [machine-id]\n\nUnlock is for manual unlocking of the reboot lock for this machine or a given machine-id.\n",
   "set-max": "Usage: locksmithctl set-max <max>\n\nSet-Max sets the maximum number of hosts that can hold the reboot lock.\n",
   reboot: "Usage: locksmithctl reboot\n\nReboot takes the reboot lock for this machine and reboots. The lock is released by locksmithd after boot.\n",
-  "send-need-reboot": "Usage: locksmithctl send-need-reboot\n\nPublishes UPDATE_STATUS_UPDATED_NEED_REBOOT to the update engine's subscribers (for testing).\n",
+  "send-need-reboot": "Usage: locksmithctl send-need-reboot\n\nEmits StatusUpdate(UPDATE_STATUS_UPDATED_NEED_REBOOT) on the system bus, or through the update engine's control socket where there is no bus (for testing).\n",
 };
 
 async function withClient(ctx: CtlContext, f: (l: EtcdLock) => Promise<number>): Promise<number> {
@@ -142,7 +146,7 @@ export async function runCtlCommand(ctx: CtlContext, cmd: string | undefined, ar
         }
         // Never unlocks: locksmithd does that after boot.
         try {
-          await reboot(ctx.rebootCommand);
+          await ctx.reboot();
           return 0;
         } catch (e) {
           io.err(`Error rebooting: ${(e as Error).message}\n`);
@@ -159,13 +163,33 @@ export async function runCtlCommand(ctx: CtlContext, cmd: string | undefined, ar
 }
 
 /**
- * The D-Bus original emits StatusUpdate(0, 0, NEED_REBOOT, "", 0) on the system bus. Here the
- * signal goes through the update engine's control socket to its subscribers; with no engine
- * listening, this command serves that status on the socket itself for the pause, so a locksmithd
- * that (re)connects meanwhile still hears it.
+ * As the original: StatusUpdate(0, 0, NEED_REBOOT, "", 0) from /com/coreos/update1 on the system
+ * bus. Where there is no bus the signal goes through the update engine's control socket to its
+ * subscribers; with no engine listening there either, this command serves that status on the
+ * socket itself for the pause, so a locksmithd that (re)connects meanwhile still hears it.
  */
 async function sendNeedReboot(ctx: CtlContext): Promise<number> {
   const pause = ctx.sendPauseMs ?? 1000;
+  let bus: Bus | null;
+  try {
+    bus = await ctx.systemBus();
+  } catch (e) {
+    ctx.io.err(`Error connecting to the system bus: ${(e as Error).message}\n`);
+    return 1;
+  }
+  if (bus !== null) {
+    try {
+      bus.emit({ path: UPDATE1_PATH, interface: UPDATE1_INTERFACE, member: "StatusUpdate", signature: STATUS_SIGNATURE, body: statusBody(NEED_REBOOT) });
+      await bus.flush();
+      await Bun.sleep(pause);
+      return 0;
+    } catch (e) {
+      ctx.io.err(`Error sending need-reboot: ${(e as Error).message}\n`);
+      return 1;
+    } finally {
+      bus.close();
+    }
+  }
   try {
     await emitStatus(ctx.updateSocket, NEED_REBOOT, AbortSignal.timeout(5000));
     await Bun.sleep(pause);

@@ -1,7 +1,12 @@
 // What locksmith touches on the machine: the machine id, the coordinator state file, logged-in
-// users' terminals, and the reboot itself.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync, constants } from "node:fs";
-import { dirname } from "node:path";
+// users' terminals, and the reboot itself (login1 on a systemd host).
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { systemBus, type Bus } from "../dbus/bus.ts";
+import { logger } from "../log/log.ts";
+import { tryLockExclusive } from "./flock.ts";
+
+const log = logger("locksmith");
 
 export const MACHINE_ID_FILE = "/etc/machine-id";
 export const COORDINATOR_FILE = "/run/update-engine/coordinator.conf";
@@ -12,33 +17,109 @@ export function machineId(file = MACHINE_ID_FILE): string {
 
 export type CoordinatorState = "starting" | "running" | "reboot-planned" | "rebooting";
 
-/**
- * NAME/STRATEGY/STATE for other tools to read. Replaced by rename so a reader never sees half a
- * file; the original also held an flock on it, which Bun cannot take (readers must not rely on it).
- */
-export function writeCoordinator(file: string, strategy: string, state: CoordinatorState): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `NAME=locksmithd\nSTRATEGY=${strategy}\nSTATE=${state}\n`);
-  renameSync(tmp, file);
-}
-
-export function isSystemdHost(): boolean {
-  return existsSync("/run/systemd/system");
-}
+export class CoordinatorLockedError extends Error {}
 
 /**
- * The reboot: a configured command (run by /bin/sh) where one is given, else `systemctl reboot`
- * on a systemd host; login1's Reboot needs a system bus this userland does not assume.
+ * NAME/STRATEGY/STATE for other tools to read, under an exclusive flock for as long as the daemon
+ * runs (B3, locksmith's pkg/filelock): a second locksmithd fails to take it instead of fighting
+ * over the reboot. Each update is written to a temp file that is locked first and then renamed
+ * over the old one, so the path is never without a lock and a reader never sees half a file.
  */
-export async function reboot(command: string): Promise<void> {
+export class CoordinatorFile {
+  private fd = -1;
+
+  constructor(
+    readonly path: string,
+    private readonly strategy: string,
+  ) {}
+
+  /** Creates and locks the file; throws CoordinatorLockedError when another process holds it. */
+  private lock(): void {
+    mkdirSync(dirname(this.path), { recursive: true });
+    const fd = openSync(this.path, constants.O_RDONLY | constants.O_CREAT, 0o644);
+    if (!tryLockExclusive(fd)) {
+      closeSync(fd);
+      throw new CoordinatorLockedError(`${this.path}: file already locked (is another locksmithd running?)`);
+    }
+    this.fd = fd;
+  }
+
+  /** The first update takes the lock (and fails when another process holds it). */
+  update(state: CoordinatorState): void {
+    if (this.fd < 0) this.lock();
+    const tmp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}`);
+    writeFileSync(tmp, `NAME=locksmithd\nSTRATEGY=${this.strategy}\nSTATE=${state}\n`, { mode: 0o644 });
+    const fd = openSync(tmp, constants.O_RDONLY);
+    try {
+      if (!tryLockExclusive(fd)) throw new Error(`${tmp}: could not lock the new state file`);
+      renameSync(tmp, this.path);
+    } catch (e) {
+      closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    closeSync(this.fd);
+    this.fd = fd;
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** A systemd host: /run/systemd/system exists under `root` (sd_booted's test; tests give a temp root). */
+export function isSystemdHost(root = "/"): boolean {
+  return existsSync(join(root, "run/systemd/system"));
+}
+
+export interface RebootOptions {
+  /** Run by /bin/sh instead of the host's reboot; "" = none. */
+  command: string;
+  /** Root under which /run/systemd/system is looked for. */
+  root: string;
+  env?: Record<string, string | undefined>;
+}
+
+const LOGIN1 = { destination: "org.freedesktop.login1", path: "/org/freedesktop/login1", interface: "org.freedesktop.login1.Manager" };
+
+/**
+ * The reboot: a configured command (run by /bin/sh) where one is given; on a systemd host,
+ * login1's Manager.Reboot(false) on the system bus as the original does, or `systemctl reboot`
+ * when that bus or logind is not there.
+ */
+export async function reboot(o: RebootOptions): Promise<void> {
   let argv: string[];
-  if (command !== "") argv = ["/bin/sh", "-c", command];
-  else if (isSystemdHost()) argv = ["systemctl", "reboot"];
-  else throw new Error("no way to reboot: not a systemd host and no --reboot-command given");
+  if (o.command !== "") argv = ["/bin/sh", "-c", o.command];
+  else if (isSystemdHost(o.root)) {
+    const why = await login1Reboot(o.env ?? process.env);
+    if (why === null) return;
+    log.warn(`login1 Reboot failed (${why}); running systemctl reboot`);
+    argv = ["systemctl", "reboot"];
+  } else throw new Error("no way to reboot: not a systemd host and no --reboot-command given");
   const p = Bun.spawn(argv, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
   const code = await p.exited;
   if (code !== 0) throw new Error(`${argv.join(" ")} exited with ${code}`);
+}
+
+/** null once logind has accepted the reboot, else why not. */
+async function login1Reboot(env: Record<string, string | undefined>): Promise<string | null> {
+  let bus: Bus | null;
+  try {
+    bus = await systemBus(env);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (bus === null) return "no system bus";
+  try {
+    await bus.call({ ...LOGIN1, member: "Reboot", signature: "b", body: [false] });
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    bus.close();
+  }
 }
 
 const UTMP_FILE = "/var/run/utmp";

@@ -12,9 +12,15 @@ function pick(): string[] {
 
 export const LOCKSMITH: string[] = pick();
 
+/**
+ * Tests choose their bus: by default none (a socket that does not exist), so a system bus on the
+ * machine running the tests never changes which path locksmith takes.
+ */
+export const NO_BUS = { DBUS_SYSTEM_BUS_ADDRESS: "unix:path=/nonexistent/coreos-test-no-bus" };
+
 /** Runs one locksmith command to completion. */
 export async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
-  const p = Bun.spawn([...LOCKSMITH, ...args], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn([...LOCKSMITH, ...args], { env: { ...process.env, ...NO_BUS, ...env }, stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { code, out, err };
 }

@@ -13,7 +13,7 @@ import { encodeSemaphore } from "../../internal/locksmith/semaphore.ts";
 import { IDLE, NEED_REBOOT, StatusServer } from "../../internal/update/status.ts";
 import { TestCluster } from "../helpers/cluster.ts";
 import { cleanup, startEtcd, tempDir, type Server } from "../helpers/procs.ts";
-import { LOCKSMITH } from "./locksmith-cmd.ts";
+import { LOCKSMITH, NO_BUS } from "./locksmith-cmd.ts";
 
 const N = 10;
 const MAX = 2;
@@ -70,7 +70,7 @@ async function contention(endpoints: () => string[], allEndpoints: string[], mid
         "--unlock-delay", "50ms", "--lock-retry", "100ms", "--retry-max", "800ms", "--login-delay", "0s", "--wall=false",
       ],
       {
-        env: { ...process.env, REBOOT_STRATEGY: "etcd-lock", LOCKSMITHD_ENDPOINT: allEndpoints.join(",") },
+        env: { ...process.env, ...NO_BUS, REBOOT_STRATEGY: "etcd-lock", LOCKSMITHD_ENDPOINT: allEndpoints.join(",") },
         stdout: "ignore",
         stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
       },

@@ -9,7 +9,7 @@ import { fleetLockApp } from "../../internal/locksmith/fleetlock.ts";
 import { semaphoreKey } from "../../internal/locksmith/semaphore.ts";
 import { IDLE, Operation, StatusServer, subscribe } from "../../internal/update/status.ts";
 import { cleanup, startEtcd, startOurs, tempDir, type Server } from "../helpers/procs.ts";
-import { run } from "./locksmith-cmd.ts";
+import { LOCKSMITH, NO_BUS, run } from "./locksmith-cmd.ts";
 
 const dir = tempDir("coreos-locksmith-");
 afterAll(() => cleanup(dir));
@@ -154,7 +154,7 @@ describe("send-need-reboot and the daemon's refusals", () => {
     expect(seen).toEqual([Operation.Idle, Operation.UpdatedNeedReboot]);
 
     const lone = join(dir, "lone.sock");
-    const p = Bun.spawn([...(await import("./locksmith-cmd.ts")).LOCKSMITH, "--update-socket", lone, "send-need-reboot"], { stdout: "ignore", stderr: "ignore" });
+    const p = Bun.spawn([...LOCKSMITH, "--update-socket", lone, "send-need-reboot"], { env: { ...process.env, ...NO_BUS }, stdout: "ignore", stderr: "ignore" });
     const ac2 = new AbortController();
     let got = "";
     for await (const s of subscribe(lone, { signal: ac2.signal, backoffMinMs: 20, backoffMaxMs: 50 })) {
