@@ -1,0 +1,474 @@
+// The streaming applier: bytes go in as they arrive, each operation runs as soon as its blob is
+// complete, and nothing larger than one blob is held in memory. Whole-file SHA-256 (the Omaha
+// hash) and the signed-prefix SHA-256 come from one pass: the running hash is copied at the start
+// of the signatures blob. The target is good only after finish() has checked the payload hash,
+// the signature and the read-back partition hash.
+import { createHash, timingSafeEqual, type KeyObject } from "node:crypto";
+import { closeSync, constants as fsc, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import { bunzip2, Bzip2Error } from "./bzip2.ts";
+import { PayloadError } from "./errors.ts";
+import { b64, DEFAULT_BLOCK_SIZE, HEADER_SIZE, hex, parseHeader, SIGNATURE_VERSION, verifyDigest } from "./format.ts";
+import {
+  decodeManifest,
+  decodeSignatures,
+  HOLE,
+  OpType,
+  ProcedureType,
+  ProtoError,
+  type DeltaArchiveManifest,
+  type InstallInfo,
+  type InstallOperation,
+  type Signatures,
+} from "./proto.ts";
+
+/** A partition: a whole file or block device, or `length` bytes of one starting at `offset`. */
+export interface PartitionTarget {
+  path: string;
+  offset?: number;
+  length?: number;
+}
+
+export interface ApplyOptions {
+  /** Where the partition operations write; without it the payload is only checked. */
+  target?: PartitionTarget;
+  /** Where the KERNEL procedure writes (e.g. /boot/flatcar/vmlinuz-b); without it the kernel is only checked. */
+  kernelPath?: string;
+  /** Without a key the signature is not checked (update_engine's behaviour when the key file is missing). */
+  publicKey?: KeyObject;
+  /** The Omaha response's size and raw SHA-256 of the whole file. */
+  expectedSize?: number;
+  expectedSha256?: Uint8Array;
+}
+
+type DestKind = "partition" | "kernel" | "none";
+
+export interface PlannedOp {
+  /** Position in blob order (the order they are applied in). */
+  index: number;
+  op: InstallOperation;
+  dest: DestKind;
+  /** Absolute offset of the blob in the payload file. */
+  start: number;
+  length: number;
+  /** Whether the blob can be read back from where it was written (a REPLACE onto a file). */
+  readBack: boolean;
+}
+
+export interface ApplyResult {
+  /** Size and raw SHA-256 of the whole payload file. */
+  size: number;
+  sha256: Uint8Array;
+  /** Raw SHA-256 of the written (or, verify-only, announced) partition. */
+  partitionHash: Uint8Array;
+  partitionSize: number;
+  kernelHash?: Uint8Array;
+  signatureChecked: boolean;
+  operations: number;
+}
+
+interface Dest {
+  fd: number;
+  offset: number;
+  /** Bytes available to the operations (Infinity for a plain file that may grow). */
+  length: number;
+}
+
+type Phase = "header" | "manifest" | "ops" | "signatures" | "done";
+
+const ZEROS = new Uint8Array(1 << 20);
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function writeAll(fd: number, data: Uint8Array, pos: number): void {
+  let done = 0;
+  while (done < data.length) {
+    const n = writeSync(fd, data, done, data.length - done, pos + done);
+    if (n <= 0) throw new PayloadError("write", `short write at byte ${pos + done}`);
+    done += n;
+  }
+}
+
+function readAll(fd: number, into: Uint8Array, pos: number): void {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, into.length - done, pos + done);
+    if (n === 0) {
+      into.fill(0, done); // past the end of a sparse/short file reads as zeros
+      return;
+    }
+    done += n;
+  }
+}
+
+/** SHA-256 of `size` bytes of fd from `offset`, in 4 MiB reads. */
+export function hashRange(fd: number, offset: number, size: number): Uint8Array {
+  const h = createHash("sha256");
+  const buf = new Uint8Array(Math.min(4 << 20, Math.max(size, 1)));
+  for (let done = 0; done < size; ) {
+    const want = Math.min(buf.length, size - done);
+    const n = readSync(fd, buf, 0, want, offset + done);
+    if (n === 0) throw new PayloadError("partition-hash", `partition ends after ${done} of ${size} bytes`);
+    h.update(buf.subarray(0, n));
+    done += n;
+  }
+  return h.digest();
+}
+
+function openDest(path: string, offset: number, length: number | undefined, what: "target" | "kernel"): Dest {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDWR | fsc.O_CREAT, 0o644);
+  } catch (e) {
+    throw new PayloadError("target-open", `cannot open the ${what} ${path}: ${(e as Error).message}`);
+  }
+  return { fd, offset, length: length ?? Infinity };
+}
+
+export class Applier {
+  readonly blockSize: number = DEFAULT_BLOCK_SIZE;
+  manifest?: DeltaArchiveManifest;
+  /** Header + manifest bytes, kept for resume. */
+  metadata?: Uint8Array;
+  ops: PlannedOp[] = [];
+  /** Operations completed (applied or replayed), in blob order. */
+  opsDone = 0;
+  /** Payload bytes consumed so far. */
+  position = 0;
+  /** Total payload size once the manifest is known. */
+  total?: number;
+  /** Called with each blob once it is checked and applied (the resume state keeps the ones that cannot be read back). */
+  onOpApplied?: (op: PlannedOp, blob: Uint8Array) => void;
+
+  private phase: Phase = "header";
+  private need = HEADER_SIZE;
+  private have = 0;
+  private buf = new Uint8Array(HEADER_SIZE);
+  private scratch = new Uint8Array(0);
+  private readonly fileHash = createHash("sha256");
+  private signedDigest?: Uint8Array;
+  private signatures?: Signatures;
+  private header?: Uint8Array;
+  private metadataSize = 0;
+  private partition?: Dest;
+  private kernel?: Dest;
+  private kernelInfo?: InstallInfo;
+
+  constructor(private readonly opts: ApplyOptions = {}) {
+    if (opts.target) this.partition = openDest(opts.target.path, opts.target.offset ?? 0, opts.target.length, "target");
+    if (opts.kernelPath) this.kernel = openDest(opts.kernelPath, 0, undefined, "kernel");
+  }
+
+  get done(): boolean {
+    return this.phase === "done";
+  }
+
+  close(): void {
+    if (this.partition) closeSync(this.partition.fd);
+    if (this.kernel) closeSync(this.kernel.fd);
+    this.partition = this.kernel = undefined;
+  }
+
+  push(chunk: Uint8Array): void {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.phase === "done") {
+        throw new PayloadError("size", `payload is longer than its manifest says: extra data after byte ${this.position}`);
+      }
+      const n = Math.min(this.need - this.have, chunk.length - i);
+      const piece = chunk.subarray(i, i + n);
+      i += n;
+      this.consumed(piece);
+      let item: Uint8Array;
+      if (this.have === 0 && n === this.need) {
+        item = piece; // the whole item inside this chunk: no copy
+      } else {
+        this.buf.set(piece, this.have);
+        this.have += n;
+        if (this.have < this.need) continue;
+        item = this.buf.subarray(0, this.need);
+      }
+      this.have = 0;
+      this.complete(item);
+    }
+  }
+
+  private consumed(piece: Uint8Array): void {
+    this.fileHash.update(piece);
+    this.position += piece.length;
+    const limit = this.opts.expectedSize;
+    if (limit !== undefined && this.position > limit) {
+      throw new PayloadError("size", `payload is larger than the expected ${limit} bytes`);
+    }
+  }
+
+  private expect(n: number): void {
+    this.need = n;
+    this.have = 0;
+    if (this.buf.length < n) this.buf = new Uint8Array(n);
+  }
+
+  private complete(item: Uint8Array): void {
+    switch (this.phase) {
+      case "header":
+        this.header = item.slice();
+        this.phase = "manifest";
+        this.expect(parseHeader(item));
+        return;
+      case "manifest":
+        this.metadata = new Uint8Array(HEADER_SIZE + item.length);
+        this.metadata.set(this.header!, 0);
+        this.metadata.set(item, HEADER_SIZE);
+        this.metadataSize = this.metadata.length;
+        // Decoded fields are views into their buffer: decode from our own copy, not the caller's chunk.
+        this.plan(this.metadata.subarray(HEADER_SIZE));
+        this.nextStage();
+        return;
+      case "ops": {
+        const p = this.ops[this.opsDone]!;
+        this.checkOpHash(p, item);
+        this.execute(p, item);
+        this.onOpApplied?.(p, item);
+        this.opsDone++;
+        this.nextStage();
+        return;
+      }
+      case "signatures":
+        try {
+          this.signatures = decodeSignatures(item.slice());
+        } catch (e) {
+          throw new PayloadError("signature-missing", `signatures blob cannot be parsed: ${(e as Error).message}`);
+        }
+        this.phase = "done";
+        return;
+      case "done":
+        return;
+    }
+  }
+
+  /** Moves on to the next blob (or the signatures, or the end), completing empty ones at once. */
+  private nextStage(): void {
+    for (;;) {
+      if (this.opsDone < this.ops.length) {
+        this.phase = "ops";
+        const p = this.ops[this.opsDone]!;
+        if (p.length > 0) return this.expect(p.length);
+        this.checkOpHash(p, new Uint8Array(0));
+        this.execute(p, new Uint8Array(0));
+        this.opsDone++;
+        continue;
+      }
+      // The signed range ends here: everything before the signatures blob.
+      if (!this.signedDigest) this.signedDigest = this.fileHash.copy().digest();
+      const size = this.manifest!.signaturesSize ?? 0;
+      if (this.manifest!.signaturesOffset !== undefined && size > 0) {
+        this.phase = "signatures";
+        return this.expect(size);
+      }
+      this.phase = "done";
+      return;
+    }
+  }
+
+  private plan(manifestBytes: Uint8Array): void {
+    let m: DeltaArchiveManifest;
+    try {
+      m = decodeManifest(manifestBytes);
+    } catch (e) {
+      throw new PayloadError("manifest", e instanceof ProtoError ? e.message : String(e));
+    }
+    this.manifest = m;
+    const bs = m.blockSize ?? DEFAULT_BLOCK_SIZE;
+    if (bs < 512 || (bs & (bs - 1)) !== 0) throw new PayloadError("manifest", `block_size ${bs} is not a power of two >= 512`);
+    (this as { blockSize: number }).blockSize = bs;
+    if (this.partition && !m.newPartitionInfo?.hash) {
+      throw new PayloadError("partition-info", "manifest has no new_partition_info hash to check the partition against");
+    }
+    const newSize = m.newPartitionInfo?.size ?? 0;
+    if (this.partition && newSize > this.partition.length) {
+      throw new PayloadError("partition-info", `new partition is ${newSize} bytes but the target has room for ${this.partition.length}`);
+    }
+    if (this.opts.publicKey && (m.signaturesOffset === undefined || !m.signaturesSize)) {
+      throw new PayloadError("signature-missing", "payload is not signed (manifest has no signatures_offset/signatures_size)");
+    }
+
+    const planned: Omit<PlannedOp, "index" | "start">[] = [];
+    for (const op of m.partitionOperations) planned.push(this.planOp(op, "partition"));
+    for (const proc of m.procedures) {
+      const isKernel = proc.type === undefined || proc.type === ProcedureType.KERNEL;
+      if (isKernel) this.kernelInfo = proc.newInfo;
+      for (const op of proc.operations) planned.push(this.planOp(op, isKernel ? "kernel" : "none"));
+    }
+    // Blobs are consumed in file order; update_engine requires them in order and without gaps.
+    planned.sort((a, b) => a.op.dataOffset! - b.op.dataOffset!);
+    let cursor = 0;
+    this.ops = planned.map((p, index) => {
+      if (p.op.dataOffset !== cursor) {
+        throw new PayloadError("manifest", `operation ${index} data starts at blob offset ${p.op.dataOffset}, expected ${cursor} (blobs must follow each other)`);
+      }
+      cursor += p.length;
+      return { ...p, index, start: this.metadataSize + p.op.dataOffset };
+    });
+    if (m.signaturesOffset !== undefined && m.signaturesOffset !== cursor) {
+      throw new PayloadError("manifest", `signatures blob at offset ${m.signaturesOffset}, expected ${cursor} (right after the last operation)`);
+    }
+    this.total = this.metadataSize + cursor + (m.signaturesOffset !== undefined ? (m.signaturesSize ?? 0) : 0);
+    const want = this.opts.expectedSize;
+    if (want !== undefined && this.total !== want) {
+      throw new PayloadError("size", `payload manifest describes ${this.total} bytes but ${want} were expected`);
+    }
+  }
+
+  private planOp(op: InstallOperation, dest: DestKind): Omit<PlannedOp, "index" | "start"> {
+    if (op.type !== OpType.REPLACE && op.type !== OpType.REPLACE_BZ) {
+      throw new PayloadError("operation", `${OpType[op.type]} operations are delta operations; only full payloads (REPLACE, REPLACE_BZ) are supported`);
+    }
+    if (op.dataOffset === undefined || op.dataLength === undefined) {
+      throw new PayloadError("manifest", `${OpType[op.type]} operation without data_offset/data_length`);
+    }
+    const d = dest === "partition" ? this.partition : dest === "kernel" ? this.kernel : undefined;
+    const effective: DestKind = d ? dest : "none";
+    return { op, dest: effective, length: op.dataLength, readBack: op.type === OpType.REPLACE && d !== undefined };
+  }
+
+  private destOf(p: PlannedOp): Dest | undefined {
+    return p.dest === "partition" ? this.partition : p.dest === "kernel" ? this.kernel : undefined;
+  }
+
+  private checkOpHash(p: PlannedOp, blob: Uint8Array): void {
+    const want = p.op.dataSha256Hash;
+    if (!want) return;
+    const got = createHash("sha256").update(blob).digest();
+    if (!sameBytes(got, want)) {
+      throw new PayloadError("operation-hash", `operation ${p.index} (payload bytes ${p.start}-${p.start + p.length}): data SHA-256 ${hex(got)} does not match the manifest's ${hex(want)}`);
+    }
+  }
+
+  private execute(p: PlannedOp, blob: Uint8Array): void {
+    const bs = this.blockSize;
+    const dstBytes = p.op.dstExtents.reduce((n, e) => n + e.numBlocks * bs, 0);
+    let data = blob;
+    if (p.op.type === OpType.REPLACE_BZ) {
+      if (this.scratch.length < dstBytes) this.scratch = new Uint8Array(dstBytes);
+      try {
+        data = bunzip2(blob, dstBytes, this.scratch);
+      } catch (e) {
+        if (e instanceof Bzip2Error) throw new PayloadError("operation", `operation ${p.index}: ${e.message}`);
+        throw e;
+      }
+    } else if (blob.length > dstBytes) {
+      throw new PayloadError("operation", `operation ${p.index}: ${blob.length} bytes of data for ${dstBytes} bytes of extents`);
+    }
+    const d = this.destOf(p);
+    if (!d) return;
+    let off = 0;
+    for (const e of p.op.dstExtents) {
+      const bytes = e.numBlocks * bs;
+      if (e.startBlock === HOLE) {
+        off += bytes;
+        continue;
+      }
+      const at = e.startBlock * bs;
+      if (at + bytes > d.length) {
+        throw new PayloadError("operation", `operation ${p.index}: extent blocks ${e.startBlock}+${e.numBlocks} end past the ${d.length}-byte ${p.dest}`);
+      }
+      const piece = data.subarray(Math.min(off, data.length), Math.min(off + bytes, data.length));
+      try {
+        writeAll(d.fd, piece, d.offset + at);
+        for (let pad = piece.length; pad < bytes; ) {
+          const n = Math.min(ZEROS.length, bytes - pad);
+          writeAll(d.fd, ZEROS.subarray(0, n), d.offset + at + pad);
+          pad += n;
+        }
+      } catch (e2) {
+        if (e2 instanceof PayloadError) throw e2;
+        throw new PayloadError("write", `writing the ${p.dest}: ${(e2 as Error).message}`);
+      }
+      off += bytes;
+    }
+  }
+
+  /** The blob of an applied REPLACE, read back from where it was written. */
+  readBackBlob(p: PlannedOp): Uint8Array {
+    const d = this.destOf(p);
+    if (!p.readBack || !d) throw new Error(`operation ${p.index} cannot be read back`);
+    const out = new Uint8Array(p.length);
+    let off = 0;
+    for (const e of p.op.dstExtents) {
+      if (off >= out.length) break;
+      const bytes = Math.min(e.numBlocks * this.blockSize, out.length - off);
+      if (e.startBlock !== HOLE) readAll(d.fd, out.subarray(off, off + bytes), d.offset + e.startBlock * this.blockSize);
+      off += bytes;
+    }
+    return out;
+  }
+
+  /**
+   * Resume: accounts for the next operation as already applied, given its blob as rebuilt from
+   * the target or the kept copy. False (nothing changed) unless the blob provably is the
+   * payload's: it must match the operation's SHA-256.
+   */
+  replayApplied(blob: Uint8Array): boolean {
+    if (this.phase !== "ops" || this.have !== 0) return false;
+    const p = this.ops[this.opsDone]!;
+    const want = p.op.dataSha256Hash;
+    if (!want || blob.length !== p.length) return false;
+    if (!sameBytes(createHash("sha256").update(blob).digest(), want)) return false;
+    this.consumed(blob);
+    this.opsDone++;
+    this.nextStage();
+    return true;
+  }
+
+  /** Checks what only the end can tell, in update_engine's order: size, payload hash, signature, partition, kernel. */
+  finish(): ApplyResult {
+    if (this.phase !== "done") {
+      const total = this.opts.expectedSize ?? this.total;
+      throw new PayloadError("size", `payload truncated: got ${this.position} of ${total ?? "at least " + (this.position + this.need - this.have)} bytes`);
+    }
+    const sha256 = this.fileHash.digest();
+    const want = this.opts.expectedSha256;
+    if (want && !sameBytes(sha256, want)) {
+      throw new PayloadError("payload-hash", `payload SHA-256 is ${b64(sha256)} (base64), expected ${b64(want)}`);
+    }
+    const m = this.manifest!;
+    let signatureChecked = false;
+    if (this.opts.publicKey) {
+      const sig = this.signatures?.signatures.find((s) => s.version === SIGNATURE_VERSION);
+      if (!sig?.data) {
+        const versions = this.signatures?.signatures.map((s) => s.version).join(", ") || "none";
+        throw new PayloadError("signature-missing", `payload has no version-${SIGNATURE_VERSION} signature (versions present: ${versions})`);
+      }
+      if (!verifyDigest(this.signedDigest!, sig.data, this.opts.publicKey)) {
+        throw new PayloadError("signature", "payload signature does not verify with the public key (wrong key, or the payload was altered)");
+      }
+      signatureChecked = true;
+    }
+    const info = m.newPartitionInfo;
+    let partitionHash = info?.hash ?? new Uint8Array(0);
+    const partitionSize = info?.size ?? 0;
+    if (this.partition) {
+      partitionHash = this.checkWritten(this.partition, info!, "partition-hash", "partition");
+    }
+    let kernelHash = this.kernelInfo?.hash;
+    if (this.kernel && this.kernelInfo?.hash) {
+      kernelHash = this.checkWritten(this.kernel, this.kernelInfo, "kernel-hash", "kernel");
+      ftruncateSync(this.kernel.fd, this.kernelInfo.size ?? fstatSync(this.kernel.fd).size);
+    }
+    return { size: this.position, sha256, partitionHash, partitionSize, kernelHash, signatureChecked, operations: this.ops.length };
+  }
+
+  private checkWritten(d: Dest, info: InstallInfo, check: "partition-hash" | "kernel-hash", what: string): Uint8Array {
+    try {
+      fsyncSync(d.fd);
+    } catch (e) {
+      throw new PayloadError("write", `flushing the ${what}: ${(e as Error).message}`);
+    }
+    const got = hashRange(d.fd, d.offset, info.size ?? 0);
+    if (info.hash && !sameBytes(got, info.hash)) {
+      throw new PayloadError(check, `written ${what} SHA-256 ${hex(got)} does not match the manifest's ${hex(info.hash)}`);
+    }
+    return got;
+  }
+}

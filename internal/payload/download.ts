@@ -1,0 +1,155 @@
+// Download and apply in one stream, resumable: within one call a broken connection is resumed
+// at the exact byte (the running hashes are still in memory); across processes the resume state
+// in stateDir brings a new call back to the last applied operation, and the rest is fetched with
+// an HTTP Range request.
+import { Applier, type ApplyResult, type PartitionTarget } from "./apply.ts";
+import { PayloadError } from "./errors.ts";
+import { loadPublicKey } from "./format.ts";
+import { ResumeState } from "./resume.ts";
+
+export interface DownloadOptions {
+  url: string;
+  /** Omaha `package@size`; checked against the manifest and the bytes received. */
+  size?: number;
+  /** Omaha `action@sha256`: base64 SHA-256 of the whole payload. */
+  sha256Base64?: string;
+  /** Without a key the signature is not checked (update_engine does so when its key file is missing). */
+  publicKeyPem?: string;
+  target: PartitionTarget;
+  kernelPath?: string;
+  /** Holds the resume state; the same directory must be given to resume. */
+  stateDir: string;
+  onProgress?: (bytesDone: number, total: number) => void;
+  signal?: AbortSignal;
+  /** Attempts in a row without progress before giving up with a transfer error (default 4). */
+  retries?: number;
+  /** Wait before the n-th retry is n times this (default 500 ms). */
+  retryDelayMs?: number;
+}
+
+export interface DownloadResult extends ApplyResult {
+  /** Payload offset this call started from (0 unless an earlier run's state was used). */
+  resumedFrom: number;
+  /** HTTP requests made (more than one when a connection broke and was resumed). */
+  requests: number;
+}
+
+/** Failures where what was downloaded so far is still good and worth keeping for a resume. */
+function resumable(e: unknown): boolean {
+  return e instanceof PayloadError && (e.check === "transfer" || e.check === "http" || e.check === "aborted");
+}
+
+function decodeSha256(b64: string): Uint8Array {
+  const raw = Buffer.from(b64, "base64");
+  if (raw.length !== 32 || raw.toString("base64") !== b64) {
+    throw new PayloadError("payload-hash", `"${b64}" is not a base64 SHA-256`);
+  }
+  return raw;
+}
+
+class Interrupted extends Error {}
+
+export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResult> {
+  const expectedSha256 = o.sha256Base64 !== undefined ? decodeSha256(o.sha256Base64) : undefined;
+  const publicKey = o.publicKeyPem !== undefined ? loadPublicKey(o.publicKeyPem) : undefined;
+  const identity = JSON.stringify([o.url, o.size ?? null, o.sha256Base64 ?? null, o.target.path, o.target.offset ?? 0, o.kernelPath ?? null]);
+  const state = new ResumeState(o.stateDir, identity);
+  const applier = new Applier({ target: o.target, kernelPath: o.kernelPath, publicKey, expectedSize: o.size, expectedSha256 });
+  applier.onOpApplied = (p, blob) => state.record(applier, p, blob);
+  const retries = o.retries ?? 4;
+  const delay = o.retryDelayMs ?? 500;
+  let requests = 0;
+  try {
+    const resumedFrom = state.replay(applier);
+    let failures = 0;
+    while (!applier.done) {
+      if (o.signal?.aborted) throw new PayloadError("aborted", "download aborted");
+      const before = applier.position;
+      requests++;
+      try {
+        await fetchFrom(o, applier);
+      } catch (e) {
+        if (!(e instanceof Interrupted)) throw e;
+        failures = applier.position > before ? 1 : failures + 1;
+        if (failures > retries) throw new PayloadError("transfer", `download failed at byte ${applier.position}: ${e.message}`);
+        state.save(applier);
+        await Bun.sleep(delay * failures);
+      }
+    }
+    const result = applier.finish();
+    state.clear();
+    return { ...result, resumedFrom, requests };
+  } catch (e) {
+    if (resumable(e)) state.save(applier);
+    else state.clear(); // the payload itself is bad: a resume would only reproduce the failure
+    if (e instanceof PayloadError) throw e;
+    throw new PayloadError("transfer", (e as Error).message);
+  } finally {
+    state.close();
+    applier.close();
+  }
+}
+
+/** One request from the applier's position; returns at the end of the body, Interrupted when the connection failed. */
+async function fetchFrom(o: DownloadOptions, applier: Applier): Promise<void> {
+  const from = applier.position;
+  let res: Response;
+  try {
+    res = await fetch(o.url, { headers: from > 0 ? { Range: `bytes=${from}-` } : {}, signal: o.signal, decompress: false } as RequestInit);
+  } catch (e) {
+    if (o.signal?.aborted) throw new PayloadError("aborted", "download aborted");
+    throw new Interrupted((e as Error).message);
+  }
+  let skip = 0;
+  if (res.status === 206) {
+    const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(res.headers.get("content-range") ?? "");
+    if (!m || Number(m[1]) !== from) {
+      await res.body?.cancel();
+      throw new PayloadError("transfer", `server answered range ${res.headers.get("content-range")} to a request from byte ${from}`);
+    }
+  } else if (res.status === 200) {
+    skip = from; // the server ignored Range: drop what we already have
+  } else if (res.status === 416) {
+    await res.body?.cancel();
+    throw new PayloadError("size", `server has no data from byte ${from} on (payload shorter than expected)`);
+  } else {
+    await res.body?.cancel();
+    throw new PayloadError("http", `server answered ${res.status} ${res.statusText} for ${o.url}`, res.status);
+  }
+  const announced = Number(res.headers.get("content-length") ?? NaN);
+  if (res.status === 200 && o.size !== undefined && Number.isFinite(announced) && announced !== o.size) {
+    await res.body?.cancel();
+    throw new PayloadError("size", `server sends ${announced} bytes but ${o.size} were expected`);
+  }
+  if (!res.body) throw new Interrupted("response without a body");
+  const reader = res.body.getReader();
+  let received = 0;
+  const total = () => o.size ?? applier.total ?? 0;
+  try {
+    for (;;) {
+      let r: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        if (o.signal?.aborted) throw new PayloadError("aborted", "download aborted");
+        throw new Interrupted((e as Error).message);
+      }
+      if (r.done) break;
+      let chunk = r.value;
+      received += chunk.length;
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length);
+        skip -= n;
+        chunk = chunk.subarray(n);
+      }
+      applier.push(chunk);
+      o.onProgress?.(applier.position, total());
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  // A body shorter than its Content-Length is a broken connection; a complete body that leaves the
+  // payload unfinished means the server's file is short, which finish() reports as a size error.
+  if (Number.isFinite(announced) && received < announced) throw new Interrupted(`connection closed after ${received} of ${announced} bytes`);
+  if (!applier.done) applier.finish();
+}
