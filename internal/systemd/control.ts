@@ -66,6 +66,7 @@ const StatusSchema = v.object({
   result: v.optional(v.string()),
   mainPid: v.optional(v.number()),
   restarts: v.optional(v.number()),
+  lastExit: v.optional(v.object({ pid: v.optional(v.number()), status: v.string() })),
   since: v.optional(v.number()),
   enabled: v.optional(v.string()),
 });

@@ -23,6 +23,8 @@ export interface UnitStatus {
   result?: string;
   /** MainPID= (absent when none runs). */
   mainPid?: number;
+  /** ExecMainPID=/ExecMainStatus= of the last main process that ended: `code=exited, status=1/FAILURE`. */
+  lastExit?: { pid?: number; status: string };
   /** NRestarts=: automatic restarts since the unit was loaded. */
   restarts?: number;
   /** Unix ms of the last change of `active` (ActiveEnterTimestamp / InactiveEnterTimestamp). */

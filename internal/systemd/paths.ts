@@ -287,3 +287,24 @@ export function listUnitNames(d: UnitDirs, type = "service"): string[] {
   }
   return [...names].sort();
 }
+
+/**
+ * systemctl's UnitFileState: `enabled` (a .wants/.requires/alias link in /etc), `enabled-runtime`
+ * (only in /run), `disabled` (has [Install] but no link), `static` (nothing to install).
+ */
+export function unitFileState(d: UnitDirs, name: string, unit: UnitFile | undefined): string {
+  const linkedIn = (configDir: string): boolean => {
+    let entries: string[];
+    try {
+      entries = readdirSync(under(d.root, configDir));
+    } catch {
+      return false;
+    }
+    return entries.some((e) => (e.endsWith(".wants") || e.endsWith(".requires")) && lstatOrNull(under(d.root, join(configDir, e, name))) !== null);
+  };
+  if (linkedIn("/etc/systemd/system")) return "enabled";
+  if (linkedIn("/run/systemd/system")) return "enabled-runtime";
+  if (!unit) return "static";
+  const install = ["WantedBy", "RequiredBy", "Alias", "Also"].some((k) => getWords(unit, "Install", k).length > 0);
+  return install ? "disabled" : "static";
+}
