@@ -1,5 +1,11 @@
-// Placeholder until this verb lands.
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write("coreos update-engine admin: not built yet\n");
-  return 2;
+// coreos update-engine admin: the update server's CLI (updateservicectl's verbs) over its API.
+import { runAdmin } from "../../internal/updateserver/admin.ts";
+
+export async function run(args: string[]): Promise<number> {
+  return runAdmin(args, process.env as Record<string, string | undefined>, {
+    out: (s) => void process.stdout.write(s),
+    err: (s) => void process.stderr.write(s),
+    fetch,
+    file: (p) => Bun.file(p),
+  });
 }
