@@ -1,9 +1,9 @@
 // Payload files on disk: verify one, or apply one onto a partition.
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { Applier, type ApplyOptions, type ApplyResult, type PartitionTarget } from "./apply.ts";
 import { PayloadError } from "./errors.ts";
-import { loadPublicKey } from "./format.ts";
-import type { DeltaArchiveManifest } from "./proto.ts";
+import { HEADER_SIZE, loadPublicKey, parseHeader } from "./format.ts";
+import { decodeManifest, decodeSignatures, type DeltaArchiveManifest, type Signatures } from "./proto.ts";
 
 const READ_SIZE = 1 << 20;
 
@@ -65,5 +65,54 @@ export function applyPayloadFile(path: string, target: PartitionTarget, o: FileC
     return applier.finish();
   } finally {
     applier.close();
+  }
+}
+
+export interface PayloadInfo {
+  fileSize: number;
+  version: bigint;
+  metadataSize: number;
+  manifest: DeltaArchiveManifest;
+  signatures?: Signatures;
+}
+
+/** Reads only the header, the manifest and the signatures blob (for `payload show`). */
+export function inspectPayload(path: string): PayloadInfo {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new PayloadError("transfer", `cannot open ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const fileSize = fstatSync(fd).size;
+    const at = (pos: number, len: number, what: string): Uint8Array => {
+      const b = new Uint8Array(len);
+      if (readSync(fd, b, 0, len, pos) !== len) throw new PayloadError("size", `${path} ends inside the ${what} (file is ${fileSize} bytes)`);
+      return b;
+    };
+    const header = at(0, HEADER_SIZE, "header");
+    const manifestSize = parseHeader(header);
+    let manifest: DeltaArchiveManifest;
+    try {
+      manifest = decodeManifest(at(HEADER_SIZE, manifestSize, "manifest"));
+    } catch (e) {
+      if (e instanceof PayloadError) throw e;
+      throw new PayloadError("manifest", (e as Error).message);
+    }
+    const metadataSize = HEADER_SIZE + manifestSize;
+    let signatures: Signatures | undefined;
+    if (manifest.signaturesOffset !== undefined && manifest.signaturesSize) {
+      const blob = at(metadataSize + manifest.signaturesOffset, manifest.signaturesSize, "signatures blob");
+      try {
+        signatures = decodeSignatures(blob);
+      } catch (e) {
+        throw new PayloadError("signature-missing", `signatures blob cannot be parsed: ${(e as Error).message}`);
+      }
+    }
+    const version = new DataView(header.buffer).getBigUint64(4);
+    return { fileSize, version, metadataSize, manifest, signatures };
+  } finally {
+    closeSync(fd);
   }
 }
