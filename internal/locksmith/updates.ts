@@ -21,7 +21,7 @@ export async function* updateStatuses(o: UpdateSource, signal: AbortSignal): Asy
   const min = o.backoffMinMs ?? 500;
   const max = o.backoffMaxMs ?? 30_000;
   let wait = min;
-  let announced = false;
+  let onBus = false;
   while (!signal.aborted) {
     const queue: (Status | "closed")[] = [];
     let wake: (() => void) | null = null;
@@ -45,8 +45,14 @@ export async function* updateStatuses(o: UpdateSource, signal: AbortSignal): Asy
       wait = Math.min(wait * 2, max);
       continue;
     }
+    if (sub === null && onBus) {
+      // The bus we had is restarting: wait for it rather than switch transports for good.
+      await sleep(wait, signal);
+      wait = Math.min(wait * 2, max);
+      continue;
+    }
     if (sub === null) {
-      if (!announced) log.info(`no system bus; listening to the update engine at ${o.socket}`);
+      log.info(`no system bus; listening to the update engine at ${o.socket}`);
       yield* subscribe(o.socket, {
         signal,
         onError: (e, ms) => log.warn(`update engine at ${o.socket}: ${e.message}; retrying in ${ms}ms`),
@@ -54,8 +60,8 @@ export async function* updateStatuses(o: UpdateSource, signal: AbortSignal): Asy
       });
       return;
     }
-    if (!announced) log.info("listening to com.coreos.update1 on the system bus");
-    announced = true;
+    log.info("listening to com.coreos.update1 on the system bus");
+    onBus = true;
     wait = min;
     const onAbort = () => push("closed");
     signal.addEventListener("abort", onAbort, { once: true });

@@ -13,8 +13,9 @@ export interface PrivateBus {
   stop(): Promise<void>;
 }
 
-export async function startBus(): Promise<PrivateBus> {
-  const dir = tempDir("coreos-dbus-");
+/** `dir`: reuse a directory (same socket path, as a restarted system bus); the caller removes it. */
+export async function startBus(reuse?: string): Promise<PrivateBus> {
+  const dir = reuse ?? tempDir("coreos-dbus-");
   const config = join(dir, "bus.conf");
   writeFileSync(
     config,
@@ -65,7 +66,7 @@ export async function startBus(): Promise<PrivateBus> {
     async stop() {
       proc.kill();
       await proc.exited;
-      cleanup(dir);
+      if (reuse === undefined) cleanup(dir);
     },
   };
 }

@@ -117,6 +117,33 @@ describe("locksmithd on the system bus", () => {
       await engine.close();
     }
   });
+
+  test("the system bus restarts: locksmithd reconnects to it (not to the control socket) and still hears the news", async () => {
+    const busDir = tempDir("coreos-dbus-restart-");
+    let own = await startBus(busDir);
+    try {
+      const marker = join(dir, "rebooted-m4");
+      const d = daemon(["--machine-id", "m4", "--state-file", join(dir, "m4.state"), "--reboot-command", `touch ${marker}`, ...FAST], {
+        ...own.env,
+        REBOOT_STRATEGY: "reboot",
+        UPDATE_ENGINE_CONTROL_SOCKET: join(dir, "m4-unused.sock"),
+      });
+      await until(() => d.err().includes("listening to com.coreos.update1 on the system bus"), "the daemon on the bus");
+      await own.stop();
+      await until(() => d.err().includes("system bus connection lost"), "the daemon noticing");
+      own = await startBus(busDir);
+      await until(() => d.err().split("listening to com.coreos.update1 on the system bus").length === 3, "the daemon back on the bus");
+      expect(d.err()).not.toContain("no system bus");
+      const engine = (await serveUpdate1({ getStatus: () => NEED_REBOOT, attemptUpdate: async () => {}, resetStatus: async () => {} }, own.env))!;
+      await until(() => existsSync(marker), "the reboot command");
+      await engine.close();
+      d.proc.kill("SIGTERM");
+      expect(await d.proc.exited).toBe(0);
+    } finally {
+      await own.stop();
+      cleanup(busDir);
+    }
+  });
 });
 
 describe("locksmithctl send-need-reboot", () => {
