@@ -1,9 +1,222 @@
-// Placeholder until the supervisor lands.
-export async function runSupervisor(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
-    process.stdout.write("coreos supervisor: run units without systemd (not built yet)\n");
-    return 0;
+// coreos supervisor: `serve` runs the process supervisor for hosts without systemd; the other verbs
+// talk to it over its control socket like systemctl/journalctl talk to systemd.
+import { hostname } from "node:os";
+import { FlagError } from "../internal/flags/flags.ts";
+import { log } from "../internal/log/log.ts";
+import { SupervisorClient } from "../internal/systemd/client.ts";
+import { COMMANDS, ControlError, ControlServer, NotRunningError, supervisorSocket } from "../internal/systemd/control.ts";
+import { formatJournalLine, formatList, formatStatus } from "../internal/systemd/format.ts";
+import type { UnitCommand } from "../internal/systemd/manager.ts";
+import { enableUnitFiles, SYSTEM_UNIT_DIRS, systemDirs } from "../internal/systemd/paths.ts";
+import { normalizeName, Supervisor } from "../internal/systemd/supervisor.ts";
+
+const USAGE = `Usage: coreos supervisor [--socket PATH] COMMAND [UNIT...]
+
+Runs service units without systemd, from the directories systemd uses
+(${SYSTEM_UNIT_DIRS.join(", ")}).
+
+Commands:
+  serve [--root DIR] [--unit-dir DIR]... [--target NAME] [--journal-lines N]
+                      run the supervisor; starts the units NAME wants (default multi-user.target)
+  start|stop|restart|reload|try-restart|reload-or-restart|reload-or-try-restart UNIT...
+                      run a job and wait for it (exit 1 when it fails, 5 when the unit is unknown)
+  status [UNIT...]    state and newest output (exit 3 when a unit is not active, 4 when unknown)
+  is-active UNIT...   print each unit's active state (exit 3 unless all are active)
+  journal [-n N] UNIT a unit's captured output and the supervisor's lines about it
+  list                every service unit with its states
+  daemon-reload       re-read unit files
+  enable [--root DIR] [--runtime] UNIT...
+                      make the [Install] links (no supervisor needed)
+
+The socket is --socket, else $COREOS_SUPERVISOR_SOCKET, else /run/coreos/supervisor.sock.
+`;
+
+interface Args {
+  positionals: string[];
+  one: Map<string, string>;
+  unitDirs: string[];
+  runtime: boolean;
+}
+
+const VALUE_FLAGS = new Set(["socket", "root", "unit-dir", "target", "journal-lines", "n", "lines"]);
+
+function parseArgs(argv: string[]): Args | "help" {
+  const a: Args = { positionals: [], one: new Map(), unitDirs: [], runtime: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      a.positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      a.positionals.push(arg);
+      continue;
+    }
+    const body = arg.replace(/^--?/, "");
+    const eq = body.indexOf("=");
+    const name = eq === -1 ? body : body.slice(0, eq);
+    if (name === "h" || name === "help") return "help";
+    if (name === "runtime") {
+      a.runtime = true;
+      continue;
+    }
+    if (!VALUE_FLAGS.has(name)) throw new FlagError(`unknown flag ${arg}`);
+    let value: string;
+    if (eq !== -1) value = body.slice(eq + 1);
+    else {
+      const next = argv[++i];
+      if (next === undefined) throw new FlagError(`flag ${arg} needs a value`);
+      value = next;
+    }
+    if (name === "unit-dir") a.unitDirs.push(value);
+    else a.one.set(name === "lines" ? "n" : name, value);
   }
-  process.stderr.write("coreos supervisor: not built yet\n");
-  return 2;
+  return a;
+}
+
+function count(a: Args, name: string): number | undefined {
+  const raw = a.one.get(name);
+  if (raw === undefined) return undefined;
+  if (!/^[0-9]+$/.test(raw)) throw new FlagError(`invalid value "${raw}" for --${name}: not a number`);
+  return Number(raw);
+}
+
+async function serve(a: Args, socket: string): Promise<number> {
+  const root = a.one.get("root") ?? "/";
+  const dirs = a.unitDirs.length > 0 ? { root, dirs: a.unitDirs } : systemDirs(root);
+  const sup = new Supervisor({ dirs, journalLines: count(a, "journal-lines") });
+  const server = new ControlServer(socket, sup);
+  try {
+    await server.start();
+  } catch (e) {
+    process.stderr.write(`coreos supervisor: ${(e as Error).message}\n`);
+    return 1;
+  }
+  log.info(`supervisor: serving ${socket}; units from ${dirs.dirs.map((d) => (root === "/" ? d : `${root}${d}`)).join(", ")}`);
+  const target = a.one.get("target") ?? "multi-user.target";
+  let stopping: Promise<void> | null = null;
+  const done = new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      if (stopping) return;
+      log.info(`supervisor: ${sig}: stopping every unit`);
+      stopping = sup.shutdown().then(() => server.close()).then(resolve);
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+  if (target !== "") await sup.boot(target);
+  await done;
+  log.info("supervisor: stopped");
+  return 0;
+}
+
+/** systemctl's exit code for a refused request. */
+function exitFor(e: unknown): number {
+  if (e instanceof ControlError && e.code === "not-found") return 5;
+  return 1;
+}
+
+export async function runSupervisor(args: string[]): Promise<number> {
+  let a: Args | "help";
+  try {
+    a = parseArgs(args);
+  } catch (e) {
+    process.stderr.write(`coreos supervisor: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (a === "help" || a.positionals.length === 0) {
+    (a === "help" ? process.stdout : process.stderr).write(USAGE);
+    return a === "help" ? 0 : 2;
+  }
+  const [verb, ...rest] = a.positionals as [string, ...string[]];
+  const socket = supervisorSocket(a.one.get("socket"));
+  const client = new SupervisorClient({ socket, root: a.one.get("root") ?? "/" });
+  const units = rest.map(normalizeName);
+  const needUnits = (): boolean => {
+    if (units.length > 0) return true;
+    process.stderr.write(`coreos supervisor: ${verb} needs a unit name\n`);
+    return false;
+  };
+  try {
+    switch (verb) {
+      case "serve":
+        return await serve(a, socket);
+      case "list":
+        process.stdout.write(formatList(await client.list()));
+        return 0;
+      case "daemon-reload":
+        await client.daemonReload();
+        return 0;
+      case "enable": {
+        if (!needUnits()) return 2;
+        for (const u of units) {
+          const r = enableUnitFiles(systemDirs(client.root), u, { runtime: a.runtime });
+          for (const c of r.created) process.stderr.write(`Created symlink ${c.link} → ${c.target}.\n`);
+          for (const w of r.warnings) process.stderr.write(`${w}\n`);
+        }
+        return 0;
+      }
+      case "status": {
+        const names = units.length > 0 ? units : (await client.list()).map((u) => u.name);
+        let code = 0;
+        const n = count(a, "n") ?? 10;
+        for (const [i, u] of names.entries()) {
+          const s = await client.status(u);
+          if (s.load === "not-found" && s.active === "inactive") {
+            process.stderr.write(`Unit ${u} could not be found.\n`);
+            code = 4;
+            continue;
+          }
+          if (i > 0) process.stdout.write("\n");
+          const journal = n > 0 ? await client.journalEntries(u, n) : [];
+          process.stdout.write(formatStatus(s, journal, hostname(), Date.now()));
+          if (s.active !== "active" && s.active !== "reloading" && code === 0) code = 3;
+        }
+        return code;
+      }
+      case "is-active": {
+        if (!needUnits()) return 2;
+        let code = 0;
+        for (const u of units) {
+          const s = await client.status(u);
+          process.stdout.write(`${s.active}\n`);
+          if (s.active !== "active" && s.active !== "reloading") code = 3;
+        }
+        return code;
+      }
+      case "journal": {
+        if (!needUnits()) return 2;
+        const entries = await client.journalEntries(units[0]!, count(a, "n"));
+        const host = hostname();
+        process.stdout.write(entries.map((e) => `${formatJournalLine(e, host)}\n`).join(""));
+        return 0;
+      }
+      default: {
+        if (!(COMMANDS as readonly string[]).includes(verb)) {
+          process.stderr.write(`coreos supervisor: unknown command "${verb}" (try: coreos supervisor --help)\n`);
+          return 2;
+        }
+        if (!needUnits()) return 2;
+        let code = 0;
+        for (const u of units) {
+          try {
+            await client.run(verb as UnitCommand, u);
+          } catch (e) {
+            if (e instanceof NotRunningError) throw e;
+            const msg = e instanceof ControlError && e.code === "failed" && e.message.startsWith("Job for") ? e.message : `Failed to ${verb} ${u}: ${(e as Error).message}`;
+            process.stderr.write(`${msg}\n`);
+            code = Math.max(code, exitFor(e));
+          }
+        }
+        return code;
+      }
+    }
+  } catch (e) {
+    if (e instanceof FlagError) {
+      process.stderr.write(`coreos supervisor: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`coreos supervisor: ${(e as Error).message}\n`);
+    return 1;
+  }
 }
