@@ -1,0 +1,353 @@
+// Where user-data and metadata come from (§6.2), and picking the first source that is available:
+// every candidate polled in parallel with backoff (100 ms doubling to 30 s) while its availability
+// can still change, within one overall budget (5 minutes unless told otherwise).
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as v from "valibot";
+import { logger } from "../log/log.ts";
+import { emptyMetadata, type Metadata } from "./environment.ts";
+import { fetchData, get, getRetry, NotFound, put, type HttpOptions } from "./http.ts";
+
+const log = logger("cloudinit");
+
+export interface Datasource {
+  readonly type: string;
+  /** false: once unavailable, always unavailable (no point in polling again). */
+  readonly availabilityChanges: boolean;
+  isAvailable(): Promise<boolean>;
+  fetchMetadata(): Promise<Metadata>;
+  fetchUserdata(): Promise<Uint8Array>;
+}
+
+function readIfExists(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return new Uint8Array();
+    throw e;
+  }
+}
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+const withSlash = (u: string) => (u.endsWith("/") ? u : `${u}/`);
+
+/** net.ParseIP: the address if it is one, else "". */
+function ip(s: string): string {
+  const t = s.trim();
+  return /^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(t) || (t.includes(":") && /^[0-9a-fA-F:.]+$/.test(t)) ? t : "";
+}
+
+export function fileSource(path: string): Datasource {
+  return {
+    type: "local-file",
+    availabilityChanges: true,
+    isAvailable: async () => existsSync(path),
+    fetchMetadata: async () => emptyMetadata(),
+    fetchUserdata: async () => readFileSync(path),
+  };
+}
+
+export function urlSource(url: string, http: HttpOptions = {}): Datasource {
+  return {
+    type: "url",
+    availabilityChanges: true,
+    isAvailable: async () => get(url, http).then(() => true, () => false),
+    fetchMetadata: async () => emptyMetadata(),
+    fetchUserdata: () => getRetry(url, http),
+  };
+}
+
+/** `cloud-config-url=` (or `cloud_config_url=`) on the kernel command line; the last one wins. */
+export function findCloudConfigURL(cmdline: string): string | undefined {
+  let url: string | undefined;
+  for (const token of cmdline.trim().split(" ")) {
+    const eq = token.indexOf("=");
+    const key = (eq === -1 ? token : token.slice(0, eq)).replaceAll("_", "-");
+    if (key !== "cloud-config-url") continue;
+    if (eq === -1) {
+      log.warn("Found cloud-config-url in /proc/cmdline with no value, ignoring.");
+      continue;
+    }
+    url = token.slice(eq + 1);
+  }
+  return url;
+}
+
+export function procCmdlineSource(location = "/proc/cmdline", http: HttpOptions = {}): Datasource {
+  const url = () => {
+    try {
+      return findCloudConfigURL(readFileSync(location, "utf8"));
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    type: "proc-cmdline",
+    availabilityChanges: false,
+    isAvailable: async () => url() !== undefined,
+    fetchMetadata: async () => emptyMetadata(),
+    fetchUserdata: async () => {
+      const u = url();
+      if (u === undefined) throw new Error(`cloud-config-url not found in ${location}`);
+      return getRetry(u, http);
+    },
+  };
+}
+
+const ConfigDriveMeta = v.object({
+  public_keys: v.optional(v.record(v.string(), v.string()), {}),
+  hostname: v.optional(v.string(), ""),
+});
+
+export function configDriveSource(root: string): Datasource {
+  const version = join(root, "openstack", "latest");
+  return {
+    type: "cloud-drive",
+    availabilityChanges: true,
+    isAvailable: async () => existsSync(root),
+    fetchMetadata: async () => {
+      const raw = readIfExists(join(version, "meta_data.json"));
+      const md = emptyMetadata();
+      if (raw.length === 0) return md;
+      const m = v.parse(ConfigDriveMeta, JSON.parse(text(raw)));
+      return { ...md, hostname: m.hostname, sshPublicKeys: m.public_keys };
+    },
+    fetchUserdata: async () => readIfExists(join(version, "user_data")),
+  };
+}
+
+/** A metadata service: available when GET root+apiVersion answers 2xx. */
+function service(root: string, apiVersion: string, userdataPath: string, http: HttpOptions) {
+  const base = withSlash(root);
+  return {
+    base,
+    isAvailable: () => get(base + apiVersion, http).then(() => true, () => false),
+    fetchUserdata: () => fetchData(base + userdataPath, http),
+  };
+}
+
+export function ec2Source(root: string, http: HttpOptions = {}): Datasource {
+  const headers: Record<string, string> = { ...http.headers };
+  const h: HttpOptions = { ...http, headers };
+  const s = service(root, "2009-04-04/", "2009-04-04/user-data", h);
+  const meta = `${s.base}2009-04-04/meta-data`;
+  // IMDSv2: a session token when the service hands one out, else plain IMDSv1 requests.
+  let tokenTried = false;
+  const token = async () => {
+    if (tokenTried) return;
+    tokenTried = true;
+    try {
+      const t = await put(`${s.base}latest/api/token`, { timeoutMs: 2000, headers: { "X-aws-ec2-metadata-token-ttl-seconds": "21600" } });
+      headers["X-aws-ec2-metadata-token"] = text(t).trim();
+    } catch {
+      // no IMDSv2 here
+    }
+  };
+  const attr = async (path: string): Promise<string | undefined> => {
+    try {
+      const lines = text(await getRetry(`${meta}/${path}`, h)).split("\n");
+      return lines[0];
+    } catch (e) {
+      if (e instanceof NotFound) return undefined;
+      throw e;
+    }
+  };
+  return {
+    type: "ec2-metadata-service",
+    availabilityChanges: true,
+    isAvailable: async () => {
+      await token();
+      return s.isAvailable();
+    },
+    fetchUserdata: async () => {
+      await token();
+      return s.fetchUserdata();
+    },
+    fetchMetadata: async () => {
+      await token();
+      const md = emptyMetadata();
+      const names = text(await fetchData(`${meta}/public-keys`, h)).split("\n").filter((l) => l !== "");
+      for (const line of names) {
+        const eq = line.indexOf("=");
+        if (eq === -1) throw new Error(`malformed public key: "${line}"`);
+        const key = await attr(`public-keys/${line.slice(0, eq)}/openssh-key`);
+        if (key !== undefined) md.sshPublicKeys[line.slice(eq + 1)] = key;
+      }
+      md.hostname = (await attr("hostname"))?.split(" ")[0] ?? "";
+      md.privateIPv4 = ip((await attr("local-ipv4")) ?? "");
+      md.publicIPv4 = ip((await attr("public-ipv4")) ?? "");
+      return md;
+    },
+  };
+}
+
+export function gceSource(root: string, http: HttpOptions = {}): Datasource {
+  const h: HttpOptions = { ...http, headers: { ...http.headers, "Metadata-Flavor": "Google" } };
+  const s = service(root, "computeMetadata/v1/", "computeMetadata/v1/instance/attributes/user-data", h);
+  const str = async (key: string) => text(await fetchData(`${s.base}computeMetadata/v1/instance/${key}`, h)).trim();
+  const addr = async (key: string) => {
+    const x = await str(key);
+    if (x !== "" && ip(x) === "") throw new Error(`couldn't parse "${x}" as IP address`);
+    return x;
+  };
+  return {
+    type: "gce-metadata-service",
+    availabilityChanges: true,
+    isAvailable: s.isAvailable,
+    fetchUserdata: s.fetchUserdata,
+    fetchMetadata: async () => ({
+      ...emptyMetadata(),
+      publicIPv4: await addr("network-interfaces/0/access-configs/0/external-ip"),
+      privateIPv4: await addr("network-interfaces/0/ip"),
+      hostname: await str("hostname"),
+    }),
+  };
+}
+
+const DOAddress = v.nullish(v.object({ ip_address: v.optional(v.string(), "") }));
+const DOInterface = v.object({ ipv4: DOAddress, ipv6: DOAddress });
+const DOMeta = v.object({
+  hostname: v.optional(v.string(), ""),
+  public_keys: v.optional(v.array(v.string()), []),
+  interfaces: v.optional(v.object({ public: v.optional(v.array(DOInterface), []), private: v.optional(v.array(DOInterface), []) }), {}),
+});
+
+export function digitalOceanSource(root: string, http: HttpOptions = {}): Datasource {
+  const s = service(root, "metadata/v1", "metadata/v1/user-data", http);
+  return {
+    type: "digitalocean-metadata-service",
+    availabilityChanges: true,
+    isAvailable: s.isAvailable,
+    fetchUserdata: s.fetchUserdata,
+    fetchMetadata: async () => {
+      const md = emptyMetadata();
+      const raw = await fetchData(`${s.base}metadata/v1.json`, http);
+      if (raw.length === 0) return md;
+      const m = v.parse(DOMeta, JSON.parse(text(raw)));
+      const pub = m.interfaces.public[0];
+      const priv = m.interfaces.private[0];
+      md.publicIPv4 = ip(pub?.ipv4?.ip_address ?? "");
+      md.publicIPv6 = ip(pub?.ipv6?.ip_address ?? "");
+      md.privateIPv4 = ip(priv?.ipv4?.ip_address ?? "");
+      md.privateIPv6 = ip(priv?.ipv6?.ip_address ?? "");
+      md.hostname = m.hostname;
+      m.public_keys.forEach((k, i) => (md.sshPublicKeys[String(i)] = k));
+      return md;
+    },
+  };
+}
+
+const PacketMeta = v.object({
+  hostname: v.optional(v.string(), ""),
+  ssh_keys: v.optional(v.array(v.string()), []),
+  network: v.optional(
+    v.object({ addresses: v.optional(v.array(v.object({ address: v.string(), address_family: v.number(), public: v.boolean() })), []) }),
+    {},
+  ),
+});
+
+export function packetSource(root: string, http: HttpOptions = {}): Datasource {
+  const s = service(root, "", "userdata", http);
+  return {
+    type: "packet-metadata-service",
+    availabilityChanges: true,
+    isAvailable: s.isAvailable,
+    fetchUserdata: s.fetchUserdata,
+    fetchMetadata: async () => {
+      const md = emptyMetadata();
+      const raw = await fetchData(`${s.base}metadata`, http);
+      if (raw.length === 0) return md;
+      const m = v.parse(PacketMeta, JSON.parse(text(raw)));
+      md.hostname = m.hostname;
+      m.ssh_keys.forEach((k, i) => (md.sshPublicKeys[String(i)] = k));
+      for (const a of m.network.addresses) {
+        const field = a.address_family === 4 ? (a.public ? "publicIPv4" : "privateIPv4") : a.public ? "publicIPv6" : "privateIPv6";
+        if (md[field] === "") md[field] = a.address;
+      }
+      return md;
+    },
+  };
+}
+
+/** Azure's agent directory: CustomData and SharedConfig.xml. */
+export function waagentSource(root: string): Datasource {
+  return {
+    type: "waagent",
+    availabilityChanges: true,
+    // The agent marks a provisioned machine; before that its files are not complete.
+    isAvailable: async () => existsSync(join(root, "provisioned")),
+    fetchUserdata: async () => readIfExists(join(root, "CustomData")),
+    fetchMetadata: async () => {
+      const md = emptyMetadata();
+      const xml = text(readIfExists(join(root, "SharedConfig.xml")));
+      if (xml === "") return md;
+      const { XMLParser } = await import("fast-xml-parser");
+      const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "" }).parse(xml) as {
+        SharedConfig?: { Instances?: { Instance?: InstanceXml | InstanceXml[] } };
+      };
+      const instances = doc.SharedConfig?.Instances?.Instance;
+      const inst = Array.isArray(instances) ? instances[0] : instances;
+      md.privateIPv4 = ip(inst?.address ?? "");
+      const eps = inst?.InputEndpoints?.Endpoint;
+      for (const ep of Array.isArray(eps) ? eps : eps ? [eps] : []) {
+        const host = (ep.loadBalancedPublicAddress ?? "").split(":")[0] ?? "";
+        if (ip(host) !== "") {
+          md.publicIPv4 = host;
+          break;
+        }
+      }
+      return md;
+    },
+  };
+}
+
+interface InstanceXml {
+  address?: string;
+  InputEndpoints?: { Endpoint?: { loadBalancedPublicAddress?: string } | { loadBalancedPublicAddress?: string }[] };
+}
+
+/**
+ * The first source to be available within the budget, or null. Polling stops for a source whose
+ * availability cannot change, and for all of them once one is found or the budget is spent.
+ */
+export async function selectDatasource(sources: Datasource[], budgetMs: number, opts: { initialMs?: number; maxMs?: number } = {}): Promise<Datasource | null> {
+  const done = new AbortController();
+  const timer = setTimeout(() => done.abort(), budgetMs);
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        done.signal.removeEventListener("abort", wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      done.signal.addEventListener("abort", wake, { once: true });
+    });
+  const poll = async (s: Datasource): Promise<Datasource | null> => {
+    let wait = opts.initialMs ?? 100;
+    while (!done.signal.aborted) {
+      log.info(`Checking availability of "${s.type}"`);
+      if (await s.isAvailable().catch(() => false)) return s;
+      if (!s.availabilityChanges) return null;
+      await sleep(wait);
+      wait = Math.min(wait * 2, opts.maxMs ?? 30_000);
+    }
+    return null;
+  };
+  try {
+    return await new Promise<Datasource | null>((resolve) => {
+      let pending = sources.length;
+      if (pending === 0) resolve(null);
+      done.signal.addEventListener("abort", () => resolve(null), { once: true });
+      for (const s of sources) {
+        void poll(s).then((r) => {
+          if (r && !done.signal.aborted) resolve(r);
+          else if (--pending === 0) resolve(null);
+        });
+      }
+    });
+  } finally {
+    clearTimeout(timer);
+    done.abort();
+  }
+}

@@ -1,0 +1,52 @@
+// Files written into the target root as coreos-cloudinit writes them (system.WriteFile): parents
+// created 0755, a `cloudinit-temp*` file in the same directory, chmod to the exact mode (the umask
+// does not apply), chown, then rename over the destination. A failure removes the temp file, so
+// the destination is either the old file or the whole new one, never a part.
+import { chmodSync, chownSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { dirname, join, posix } from "node:path";
+import { randomBytes } from "node:crypto";
+
+/** An absolute path of the configured system, placed inside `root` ("/" for the host). */
+export function inRoot(root: string, path: string): string {
+  const p = posix.normalize(`/${path}`);
+  return root === "/" ? p : join(root, p);
+}
+
+export interface Owner {
+  /** -1 leaves it as it is (chown's `user` without `:group`). */
+  uid: number;
+  gid: number;
+}
+
+export class WriteError extends Error {}
+
+function ensureDir(dir: string): void {
+  try {
+    if (!statSync(dir).isDirectory()) throw new WriteError(`${dir} is not a directory`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+  }
+}
+
+export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644, owner?: Owner): void {
+  const dir = dirname(path);
+  ensureDir(dir);
+  const tmp = join(dir, `cloudinit-temp${randomBytes(5).toString("hex")}`);
+  const fd = openSync(tmp, "wx", 0o600);
+  try {
+    try {
+      const bytes = typeof data === "string" ? Buffer.from(data) : data;
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    chmodSync(tmp, mode);
+    if (owner && (owner.uid !== -1 || owner.gid !== -1)) chownSync(tmp, owner.uid, owner.gid);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
