@@ -1,6 +1,7 @@
 // A D-Bus connection over a Unix socket: SASL EXTERNAL with our uid, Hello, method calls and
 // their replies, signals, and objects we export. Enough for com.coreos.update1 and login1; not a
 // general binding (no fd passing, no TCP transports, no introspection-driven proxies).
+import { readFileSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import type { Value } from "./marshal.ts";
 import { decodeMessage, encodeMessage, Flag, messageLength, MessageType, type Message } from "./message.ts";
@@ -221,7 +222,13 @@ export class Bus {
     const ifaces = this.objects.get(m.path ?? "");
     if (m.interface === "org.freedesktop.DBus.Peer") {
       if (m.member === "Ping") return reply("", []);
-      if (m.member === "GetMachineId") return error("org.freedesktop.DBus.Error.NotSupported", "no machine id here");
+      if (m.member === "GetMachineId") {
+        try {
+          return reply("s", [readFileSync("/etc/machine-id", "utf8").trim()]);
+        } catch (e) {
+          return error("org.freedesktop.DBus.Error.FileNotFound", (e as Error).message);
+        }
+      }
     }
     if (m.interface === "org.freedesktop.DBus.Introspectable" && m.member === "Introspect") return reply("s", [introspect(m.path ?? "/", ifaces, this.objects)]);
     if (!ifaces) return error("org.freedesktop.DBus.Error.UnknownObject", `no object at ${m.path}`);

@@ -80,6 +80,12 @@ describe("serveUpdate1", () => {
     expect(r.err).toContain("org.freedesktop.DBus.Error.InvalidArgs");
   });
 
+  test("org.freedesktop.DBus.Peer.Ping answers", async () => {
+    const r = await tool(["dbus-send", "--system", "--print-reply", "--dest=com.coreos.update1", "/com/coreos/update1", "org.freedesktop.DBus.Peer.Ping"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("method return");
+  });
+
   test("introspection describes the interface (busctl/d-feet)", async () => {
     const r = await tool(["dbus-send", "--system", "--print-reply", "--dest=com.coreos.update1", "/com/coreos/update1", "org.freedesktop.DBus.Introspectable.Introspect"]);
     expect(r.out).toContain('<signal name="StatusUpdate"><arg type="x"/><arg type="d"/><arg type="s"/><arg type="s"/><arg type="x"/></signal>');
