@@ -187,6 +187,9 @@ export class Rollout {
   }
 
   private applyEvent(req: AppRequest, appId: string, group: Group, s: InstanceState, ev: OmahaEvent, now: number): void {
+    // Every update check carries 3/2 with an empty previous version: a heartbeat, not worth a row.
+    const routine = ev.type === 3 && ev.result === 2 && (!ev.previousVersion || ev.previousVersion === "0.0.0.0");
+    if (routine) return;
     this.st.event.run(req.machineId, appId, group.id, ev.type, ev.result, ev.errorCode, ev.previousVersion, req.version, now);
     // Events matter only for an update this server granted (a 3/0 for a refused check is noise).
     if (s.update_in_progress !== 1) return;

@@ -326,6 +326,7 @@ export class Store {
     this.db
       .query("INSERT INTO channel (id, app_id, name, arch, color, package_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(id, appId, x.name, arch, x.color ?? "#777777", pkg, this.clock());
+    if (pkg) this.logPin(appId, id, x.name, pkg);
     this.changed();
     return this.channel(appId, id);
   }
@@ -338,19 +339,23 @@ export class Store {
       this.db.query("UPDATE channel SET name = ?, color = ?, package_id = ? WHERE id = ?").run(x.name ?? c.name, x.color ?? c.color, pkg, c.id);
       if (pkg !== c.packageId) {
         this.db.query("UPDATE grp SET rollout_in_progress = 0 WHERE channel_id = ?").run(c.id);
-        const version = pkg ? this.package(appId, pkg).version : "";
-        this.activity({
-          appId,
-          channelId: c.id,
-          version,
-          class: ActivityClass.ChannelPackageUpdated,
-          severity: Severity.Info,
-          message: pkg ? `channel ${c.name} now points at ${version}` : `channel ${c.name} has no package`,
-        });
+        this.logPin(appId, c.id, c.name, pkg);
       }
     })();
     this.changed();
     return this.channel(appId, c.id);
+  }
+
+  private logPin(appId: string, channelId: string, name: string, pkg: string | null): void {
+    const version = pkg ? this.package(appId, pkg).version : "";
+    this.activity({
+      appId,
+      channelId,
+      version,
+      class: ActivityClass.ChannelPackageUpdated,
+      severity: Severity.Info,
+      message: pkg ? `channel ${name} now points at ${version}` : `channel ${name} has no package`,
+    });
   }
 
   deleteChannel(appId: string, idOrName: string): void {
