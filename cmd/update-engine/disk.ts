@@ -1,6 +1,5 @@
 // coreos update-engine disk: the GPT verbs (cgpt's show/prioritize/add/repair, GRUB's gptprio.next,
 // setgoodroot, and init for images). Flags here; the table work is internal/gpt.
-import { readFileSync, realpathSync } from "node:fs";
 import { FlagError, parseFlags, usage, type FlagDef } from "../../internal/flags/flags.ts";
 import {
   GptError,
@@ -10,14 +9,13 @@ import {
   markGood,
   next,
   partitionByNumber,
-  partitionByUuid,
   prioritize,
   repairDisk,
+  findRunningUsr,
   runningUsr,
   setAttributes,
   switchTo,
   TYPE,
-  usrFromCmdline,
   type BootAttrs,
   type DiskState,
   type LayoutName,
@@ -226,29 +224,6 @@ function init(disk: string, v: Record<string, string | number | boolean>): numbe
   return 0;
 }
 
-/** The running /usr's partition: named on the kernel command line, else the device under /usr. */
-function runningPartition(disk: string | undefined, cmdlineFile: string): { disk: string; number: number } {
-  let cmdline = "";
-  try {
-    cmdline = readFileSync(cmdlineFile, "utf8");
-  } catch (e) {
-    if (cmdlineFile !== "/proc/cmdline") throw new GptError(`cannot read ${cmdlineFile}: ${(e as NodeJS.ErrnoException).code}`);
-  }
-  const ref = usrFromCmdline(cmdline);
-  const target = disk ?? runningUsr().disk;
-  if (ref) {
-    const t = inspectDisk(target).table;
-    const p = "partuuid" in ref ? partitionByUuid(t, ref.partuuid) : t.partitions.find((x) => x.label === ref.partlabel);
-    const name = "partuuid" in ref ? `PARTUUID=${ref.partuuid}` : `PARTLABEL=${ref.partlabel}`;
-    if (!p) throw new GptError(`the running /usr (${name}) is not a partition of ${target}`);
-    return { disk: target, number: p.number };
-  }
-  const r = runningUsr();
-  if (disk !== undefined && realpathSync(disk) !== realpathSync(r.disk))
-    throw new GptError(`the running /usr is on ${r.disk} partition ${r.number}, not on ${disk} (give -i N)`);
-  return r;
-}
-
 async function runCommand(cmd: Command, args: string[]): Promise<number> {
   const defs: Record<string, FlagDef> = COMMANDS[cmd].flags;
   const p = parseFlags(defs, args, process.env as Record<string, string | undefined>, ENV_PREFIX);
@@ -287,7 +262,7 @@ async function runCommand(cmd: Command, args: string[]): Promise<number> {
       const disk = one(p.positionals, true);
       const r = given.has("i")
         ? { disk: disk ?? runningUsr().disk, number: needPartition(given, i) }
-        : runningPartition(disk, String(v.cmdline));
+        : findRunningUsr({ disk, cmdlineFile: given.has("cmdline") ? String(v.cmdline) : undefined });
       markGood(r.disk, r.number);
       return 0;
     }

@@ -111,7 +111,7 @@ function sameTable(a: Table, b: Table): boolean {
 
 function inspectDevice(d: Device, path: string): DiskState {
   const probe = d.sectorSize === null ? [512, 4096] : [d.sectorSize];
-  let first: DiskState | null = null;
+  let failure: string | null = null;
   for (const sectorSize of probe) {
     const sectors = Math.floor(d.bytes / sectorSize);
     if (sectors < 3) throw new GptError(`${path} is too small for a GPT (${d.bytes} bytes)`);
@@ -136,11 +136,10 @@ function inspectDevice(d: Device, path: string): DiskState {
     const protectiveMbr = hasProtectiveMbr(mbr);
     if (table && !protectiveMbr) problems.push("no protective MBR");
     if (table) return { table, primary, backup, protectiveMbr, problems };
-    first ??= { table: null as never, primary, backup, protectiveMbr, problems };
+    // Report what the first (usual) sector size found, not the probe's fallback.
+    failure ??= `primary: ${primary.ok ? "ok" : primary.reason}; backup: ${backup.ok ? "ok" : backup.reason}`;
   }
-  const p = first!.primary as { reason: string };
-  const b = first!.backup as { reason: string };
-  throw new GptError(`${path}: no valid GPT (primary: ${p.reason}; backup: ${b.reason})`);
+  throw new GptError(`${path}: no valid GPT (${failure})`);
 }
 
 function readAltBackup(d: Device, sectorSize: number, sectors: number): Checked<Table> | null {

@@ -13,7 +13,7 @@ export { inspectDisk, readDisk, repairDisk, type DiskState } from "./disk.ts";
 export { TYPE, USR_A_UUID, USR_B_UUID } from "./guid.ts";
 export { coreosLayout, LAYOUTS, type LayoutName, type LayoutSizes } from "./layout.ts";
 export { choose, GptError, isUsr, partitionByNumber, partitionByUuid, partitionRange, usrPartitions } from "./prio.ts";
-export { runningUsr, usrFromCmdline, type RunningUsr, type UsrRef } from "./rootdev.ts";
+export { findRunningUsr, runningUsr, usrFromCmdline, type FindUsrOptions, type RunningUsr, type UsrRef } from "./rootdev.ts";
 
 function update(path: string, f: (t: Table) => Table): Table {
   return updateDisk(path, (t) => ({ table: f(t), result: null })).table;

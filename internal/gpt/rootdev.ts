@@ -3,7 +3,8 @@
 // otherwise the block device under the mount, through device-mapper (verity) to its partition.
 import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { GptError } from "./prio.ts";
+import { readDisk } from "./disk.ts";
+import { GptError, partitionByUuid } from "./prio.ts";
 
 export type UsrRef = { readonly partuuid: string } | { readonly partlabel: string };
 
@@ -54,4 +55,40 @@ export function runningUsr(mount = "/usr"): RunningUsr {
     throw new GptError(`${mount} is on /dev/${basename(sys)}, which is not a partition`);
   }
   return { disk: `/dev/${basename(dirname(sys))}`, number };
+}
+
+export interface FindUsrOptions {
+  /** The disk to look on (default: the one under /usr). */
+  readonly disk?: string;
+  /** Where the kernel command line is read (default /proc/cmdline; a test gives its own). */
+  readonly cmdlineFile?: string;
+}
+
+/**
+ * The partition of the running /usr, as setgoodroot needs it: the one the boot loader named on
+ * the kernel command line, looked up on `disk`; else the partition under /usr, which must then
+ * be on `disk` when one is given.
+ */
+export function findRunningUsr(o: FindUsrOptions = {}): RunningUsr {
+  const file = o.cmdlineFile ?? "/proc/cmdline";
+  let cmdline = "";
+  try {
+    cmdline = readFileSync(file, "utf8");
+  } catch (e) {
+    // Without /proc (a chroot, a container), fall back to the device under /usr.
+    if (o.cmdlineFile !== undefined) throw new GptError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  const ref = usrFromCmdline(cmdline);
+  if (ref) {
+    const disk = o.disk ?? runningUsr().disk;
+    const t = readDisk(disk);
+    const p = "partuuid" in ref ? partitionByUuid(t, ref.partuuid) : t.partitions.find((x) => x.label === ref.partlabel);
+    const name = "partuuid" in ref ? `PARTUUID=${ref.partuuid}` : `PARTLABEL=${ref.partlabel}`;
+    if (!p) throw new GptError(`the running /usr (${name}) is not a partition of ${disk}`);
+    return { disk, number: p.number };
+  }
+  const r = runningUsr();
+  if (o.disk !== undefined && realpathSync(o.disk) !== realpathSync(r.disk))
+    throw new GptError(`the running /usr is on ${r.disk} partition ${r.number}, not on ${o.disk} (give -i N)`);
+  return r;
 }
