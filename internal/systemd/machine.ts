@@ -41,7 +41,8 @@ export type JobType = "start" | "stop" | "restart" | "reload";
 
 export type Event =
   | { t: "job"; job: JobType; id: number }
-  | { t: "spawned"; proc: number; pid: number }
+  /** The process exists; no pid when the fork "succeeded" but the exec did not (Type=simple). */
+  | { t: "spawned"; proc: number; pid?: number }
   | { t: "exit"; proc: number; exit: Exit }
   | { t: "timer"; gen: number };
 
@@ -130,8 +131,7 @@ export class ServiceMachine {
       case "spawned":
         if (this.main?.proc === ev.proc) {
           this.mainPid = ev.pid;
-          // Type=exec is started once the program runs; Type=simple did not wait for that.
-          if (this.state === "start" && this.def.type === "exec") this.enterStartPost();
+          if (this.state === "start" && this.def.type !== "oneshot") this.enterStartPost();
         }
         break;
       case "exit":
@@ -286,10 +286,12 @@ export class ServiceMachine {
       if (this.queue.length === 0) return this.enterStartPost();
       return this.runMain();
     }
+    // Started once the process exists ("spawned"): for Type=simple that is the fork, so a program
+    // that then fails to execute still made a successful start job, as with systemd; for Type=exec
+    // it is the exec. A failure before the fork (an environment file missing) fails the job.
     this.queue = [d.exec.ExecStart[0]!];
     this.queueKind = "ExecStart";
     this.runMain();
-    if (d.type === "simple" && this.state === "start") this.enterStartPost();
   }
 
   private enterStartPost(): void {

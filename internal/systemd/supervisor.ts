@@ -383,8 +383,12 @@ export class Supervisor implements ControlHandler {
 
   private spawn(rt: UnitRuntime, e: Extract<Effect, { t: "spawn" }>): void {
     const def = rt.machine!.def;
-    const fail = (spawnFailed: "exec" | "chdir" | "user" | "resources", message: string) =>
+    // systemd reads environment files before forking and fails the job; the other failures happen
+    // in the forked child, after which a Type=simple service counts as started.
+    const fail = (spawnFailed: "exec" | "chdir" | "user" | "resources", message: string) => {
+      if (spawnFailed !== "resources" && e.role === "main" && def.type === "simple") this.dispatch(rt, { t: "spawned", proc: e.proc });
       this.dispatch(rt, { t: "exit", proc: e.proc, exit: { spawnFailed, message } });
+    };
     const env: Record<string, string> = { ...this.baseEnv };
     let uid: number | undefined;
     let gid: number | undefined;

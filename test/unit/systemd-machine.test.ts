@@ -7,7 +7,7 @@ import { parseUnit } from "../../internal/systemd/unitfile.ts";
 type Spawn = Extract<Effect, { t: "spawn" }>;
 
 /** A machine plus a record of everything it asked for. */
-function rig(service: string, unit = "") {
+function rig(service: string, unit = "", autoSpawned = true) {
   const m = new ServiceMachine(serviceFromUnit("t.service", parseUnit(`[Unit]\n${unit}\n[Service]\n${service}`).unit));
   let now = 1_000_000;
   let jobSeq = 0;
@@ -18,7 +18,11 @@ function rig(service: string, unit = "") {
   const notes: string[] = [];
   const apply = (fx: Effect[]) => {
     for (const e of fx) {
-      if (e.t === "spawn") spawns.push(e);
+      if (e.t === "spawn") {
+        spawns.push(e);
+        // The process edge reports every main process as started unless a test plays it by hand.
+        if (autoSpawned && e.role === "main") apply(m.step({ t: "spawned", proc: e.proc, pid: 1000 + e.proc }, now));
+      }
       else if (e.t === "kill") kills.push(e.signal);
       else if (e.t === "timer") timer = Number.isFinite(e.ms) ? { gen: e.gen, ms: e.ms } : null;
       else if (e.t === "job-done") for (const id of e.ids) done.set(id, e.result);
@@ -76,8 +80,7 @@ describe("simple service", () => {
     expect(r.done.get(start)).toBe("done");
     const main = r.last();
     expect(main).toMatchObject({ role: "main", kind: "ExecStart" });
-    r.spawned(main, 77);
-    expect(r.m.mainPid).toBe(77);
+    expect(r.m.mainPid).toBe(1000 + main.proc);
 
     const stop = r.job("stop");
     expect(r.state()).toBe("deactivating stop");
@@ -155,8 +158,17 @@ describe("simple service", () => {
     expect(r.notes).toContain("Main process exited, code=exited, status=203/EXEC");
   });
 
+  test("a failure before the fork (environment file) fails the start job of a simple service", () => {
+    const r = rig("ExecStart=/bin/daemon", "", false);
+    const start = r.job("start");
+    r.exit(r.last(), { spawnFailed: "resources", message: "Failed to load environment files" });
+    expect(r.state()).toBe("failed failed");
+    expect(r.m.result).toBe("resources");
+    expect(r.done.get(start)).toBe("failed");
+  });
+
   test("Type=exec: the start job waits until the program runs", () => {
-    const r = rig("Type=exec\nExecStart=/bin/daemon");
+    const r = rig("Type=exec\nExecStart=/bin/daemon", "", false);
     const start = r.job("start");
     expect(r.state()).toBe("activating start");
     expect(r.done.has(start)).toBe(false);
