@@ -254,9 +254,14 @@ export class Bus {
 
   /** Calls a method; resolves with the reply's values. */
   async call(o: CallOptions): Promise<Value[]> {
+    return (await this.callMessage(o)).body;
+  }
+
+  /** Calls a method; resolves with the whole reply (its signature tells what the body holds). */
+  callMessage(o: CallOptions): Promise<Message> {
     const signature = o.signature ?? "";
     const body = o.body ?? [];
-    return new Promise<Value[]>((resolve, reject) => {
+    return new Promise<Message>((resolve, reject) => {
       let serial: number;
       try {
         serial = this.send({ type: MessageType.MethodCall, flags: 0, serial: 0, destination: o.destination, path: o.path, interface: o.interface, member: o.member, signature, body });
@@ -267,7 +272,7 @@ export class Bus {
         this.pending.delete(serial);
         reject(new DBusError("org.freedesktop.DBus.Error.NoReply", `${o.interface}.${o.member}: no reply within ${o.timeoutMs ?? 25000}ms`));
       }, o.timeoutMs ?? 25000);
-      this.pending.set(serial, { resolve: (m) => resolve(m.body), reject, timer });
+      this.pending.set(serial, { resolve, reject, timer });
     });
   }
 

@@ -129,9 +129,10 @@ export async function subscribeUpdate1(
   let closing = false;
   const poll = async () => {
     try {
-      const body = await bus.call({ destination: UPDATE1_NAME, path: UPDATE1_PATH, interface: UPDATE1_INTERFACE, member: "GetStatus" });
-      const s = statusFrom(STATUS_SIGNATURE, body);
+      const m = await bus.callMessage({ destination: UPDATE1_NAME, path: UPDATE1_PATH, interface: UPDATE1_INTERFACE, member: "GetStatus" });
+      const s = statusFrom(m.signature, m.body);
       if (s) onStatus(s);
+      else o.onError?.(new Error(`GetStatus answered (${m.signature}), want (${STATUS_SIGNATURE})`));
     } catch (e) {
       const absent = e instanceof DBusError && /ServiceUnknown|NameHasNoOwner/.test(e.errorName);
       if (!absent && !closing && !bus.isClosed) o.onError?.(e as Error);
@@ -162,5 +163,37 @@ export async function subscribeUpdate1(
       closing = true;
       bus.close();
     },
+  };
+}
+
+export interface Update1Client {
+  getStatus(): Promise<Status>;
+  attemptUpdate(): Promise<void>;
+  resetStatus(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * The engine's methods for update_engine_client. Null when there is no system bus; a call while
+ * the engine is not running fails with org.freedesktop.DBus.Error.ServiceUnknown (a DBusError).
+ */
+export async function connectUpdate1(env: Record<string, string | undefined> = process.env): Promise<Update1Client | null> {
+  const bus = await systemBus(env);
+  if (bus === null) return null;
+  const call = (member: string) => bus.callMessage({ destination: UPDATE1_NAME, path: UPDATE1_PATH, interface: UPDATE1_INTERFACE, member });
+  return {
+    async getStatus() {
+      const m = await call("GetStatus");
+      const s = statusFrom(m.signature, m.body);
+      if (s === null) throw new DBusError("org.freedesktop.DBus.Error.InvalidSignature", "GetStatus answered something that is not (xdssx)");
+      return s;
+    },
+    async attemptUpdate() {
+      await call("AttemptUpdate");
+    },
+    async resetStatus() {
+      await call("ResetStatus");
+    },
+    close: () => bus.close(),
   };
 }

@@ -1,8 +1,8 @@
 // com.coreos.update1 against a real dbus-daemon, checked with the dbus package's own tools
 // (dbus-send, dbus-monitor) as the independent peers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Bus } from "../../internal/dbus/bus.ts";
-import { serveUpdate1, subscribeUpdate1, type Update1Server } from "../../internal/dbus/update1.ts";
+import { Bus, DBusError } from "../../internal/dbus/bus.ts";
+import { connectUpdate1, serveUpdate1, subscribeUpdate1, type Update1Server } from "../../internal/dbus/update1.ts";
 import type { Status } from "../../internal/update/status.ts";
 import { startBus, type PrivateBus } from "./dbus-daemon.ts";
 
@@ -72,6 +72,25 @@ describe("serveUpdate1", () => {
     expect(failed.code).not.toBe(0);
     expect(failed.err).toContain("org.freedesktop.DBus.Error.Failed: nothing to reset");
     status = DOWNLOADING;
+  });
+
+  test("connectUpdate1 (update_engine_client's side) calls the three methods", async () => {
+    const c = (await connectUpdate1(bus.env))!;
+    try {
+      expect(await c.getStatus()).toEqual(DOWNLOADING);
+      const before = calls.length;
+      await c.attemptUpdate();
+      await c.resetStatus();
+      expect(calls.slice(before)).toEqual(["AttemptUpdate", "ResetStatus"]);
+      status = { ...DOWNLOADING, current_operation: "UPDATE_STATUS_IDLE" };
+      const err = await c.resetStatus().catch((e) => e);
+      expect(err).toBeInstanceOf(DBusError);
+      expect((err as DBusError).errorName).toBe("org.freedesktop.DBus.Error.Failed");
+      expect((err as DBusError).text).toBe("nothing to reset");
+    } finally {
+      status = DOWNLOADING;
+      c.close();
+    }
   });
 
   test("an unknown method or wrong arguments get the standard errors", async () => {
@@ -148,6 +167,10 @@ describe("subscribeUpdate1", () => {
       const errors: Error[] = [];
       const sub = (await subscribeUpdate1((s) => seen.push(s), { onError: (e) => errors.push(e) }, other.env))!;
       expect(seen).toEqual([]);
+      const client = (await connectUpdate1(other.env))!;
+      const absent = await client.getStatus().catch((e) => e);
+      expect((absent as DBusError).errorName).toBe("org.freedesktop.DBus.Error.ServiceUnknown");
+      client.close();
       const server = (await serveUpdate1({ getStatus: () => DOWNLOADING, attemptUpdate: async () => {}, resetStatus: async () => {} }, other.env))!;
       await until(() => seen.length === 1, "GetStatus after the owner appeared");
       expect(seen[0]).toEqual(DOWNLOADING);
@@ -174,6 +197,7 @@ describe("no system bus", () => {
     const env = { DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${bus.dir}/no-such-socket` };
     expect(await serveUpdate1({ getStatus: () => DOWNLOADING, attemptUpdate: async () => {}, resetStatus: async () => {} }, env)).toBeNull();
     expect(await subscribeUpdate1(() => undefined, {}, env)).toBeNull();
+    expect(await connectUpdate1(env)).toBeNull();
     expect(await Bus.connect("tcp:host=127.0.0.1,port=1")).toBeNull();
   });
 });
