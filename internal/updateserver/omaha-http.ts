@@ -39,8 +39,8 @@ export function appRequest(r: ParsedRequest, a: ParsedApp, ip: string): AppReque
   };
 }
 
-function offer(pkg: Package, baseUrl: string): UpdateCheckReply {
-  const codebase = pkg.hosted ? `${baseUrl}/payloads/${pkg.id}/` : pkg.url.endsWith("/") ? pkg.url : `${pkg.url}/`;
+function offer(pkg: Package, baseUrl: () => string): UpdateCheckReply {
+  const codebase = pkg.hosted ? `${baseUrl()}/payloads/${pkg.id}/` : pkg.url.endsWith("/") ? pkg.url : `${pkg.url}/`;
   return {
     status: "ok",
     codebases: [codebase],
@@ -54,11 +54,12 @@ function offer(pkg: Package, baseUrl: string): UpdateCheckReply {
   };
 }
 
-function reply(u: UpdateCheckOutcome, baseUrl: string): UpdateCheckReply {
+function reply(u: UpdateCheckOutcome, baseUrl: () => string): UpdateCheckReply {
   return u.status === "ok" ? offer(u.pkg, baseUrl) : { status: u.status };
 }
 
-export function responseApps(outcomes: AppOutcome[], baseUrl: string): ResponseApp[] {
+/** `baseUrl` is asked only when a hosted payload is offered (reading req.url is not free). */
+export function responseApps(outcomes: AppOutcome[], baseUrl: () => string): ResponseApp[] {
   return outcomes.map((o) => {
     const app: ResponseApp = { appid: o.appId, status: o.appStatus, ping: o.ping, events: o.events };
     if (o.updateCheck) app.updatecheck = reply(o.updateCheck, baseUrl);
@@ -68,7 +69,7 @@ export function responseApps(outcomes: AppOutcome[], baseUrl: string): ResponseA
 
 const XML_HEADERS = { "Content-Type": "text/xml; charset=utf-8" };
 
-export async function handleOmaha(req: Request, ip: string, baseUrl: string, rollout: Rollout, committer: Committer, counters: OmahaCounters): Promise<Response> {
+export async function handleOmaha(req: Request, ip: string, baseUrl: () => string, rollout: Rollout, committer: Committer, counters: OmahaCounters): Promise<Response> {
   counters.requests++;
   const declared = Number(req.headers.get("content-length") ?? "0");
   const body = declared > MAX_OMAHA_BODY ? null : await req.text();

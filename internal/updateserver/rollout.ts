@@ -79,10 +79,13 @@ export function archOf(board: string, osArch: string): Arch {
 
 export class Rollout {
   private readonly st: {
-    upsertInstance: Statement;
+    getInstance: Statement;
+    insertInstance: Statement;
+    updateInstance: Statement;
     getState: Statement;
     insertState: Statement;
     touchState: Statement;
+    moveState: Statement;
     setStatus: Statement;
     grant: Statement;
     history: Statement;
@@ -98,16 +101,16 @@ export class Rollout {
   constructor(private readonly store: Store) {
     const db = store.db;
     this.st = {
-      upsertInstance: db.prepare(
-        `INSERT INTO instance (id, ip, alias, oem, oem_version, aleph_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (id) DO UPDATE SET ip = ?2, alias = CASE WHEN ?3 = '' THEN alias ELSE ?3 END, oem = ?4, oem_version = ?5,
-           aleph_version = CASE WHEN ?6 = '' THEN aleph_version ELSE ?6 END`,
-      ),
+      getInstance: db.prepare("SELECT ip, alias, oem, oem_version, aleph_version FROM instance WHERE id = ?"),
+      insertInstance: db.prepare("INSERT INTO instance (id, ip, alias, oem, oem_version, aleph_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+      updateInstance: db.prepare("UPDATE instance SET ip = ?, alias = ?, oem = ?, oem_version = ?, aleph_version = ? WHERE id = ?"),
       getState: db.prepare(
         "SELECT group_id, version, status, last_update_granted_ts, last_update_version, update_in_progress FROM instance_app WHERE instance_id = ? AND app_id = ?",
       ),
       insertState: db.prepare("INSERT INTO instance_app (instance_id, app_id, group_id, version, status, last_check) VALUES (?, ?, ?, ?, ?, ?)"),
-      touchState: db.prepare("UPDATE instance_app SET group_id = ?, version = ?, last_check = ? WHERE instance_id = ? AND app_id = ?"),
+      // Only last_check changes on most checks: no indexed column is written.
+      touchState: db.prepare("UPDATE instance_app SET last_check = ? WHERE instance_id = ? AND app_id = ?"),
+      moveState: db.prepare("UPDATE instance_app SET group_id = ?, version = ?, last_check = ? WHERE instance_id = ? AND app_id = ?"),
       setStatus: db.prepare("UPDATE instance_app SET status = ?, update_in_progress = ? WHERE instance_id = ? AND app_id = ?"),
       grant: db.prepare(
         "UPDATE instance_app SET status = ?, update_in_progress = 1, last_update_granted_ts = ?, last_update_version = ? WHERE instance_id = ? AND app_id = ?",
@@ -160,14 +163,24 @@ export class Rollout {
   }
 
   private register(req: AppRequest, appId: string, group: Group, now: number): InstanceState {
-    this.st.upsertInstance.run(req.machineId, req.ip, req.machineAlias, req.oem, req.oemVersion, req.alephVersion, now);
+    // Read before writing: most checks change nothing here, and an unwritten page costs no WAL.
+    const i = this.st.getInstance.get(req.machineId) as { ip: string; alias: string; oem: string; oem_version: string; aleph_version: string } | null;
+    if (!i) this.st.insertInstance.run(req.machineId, req.ip, req.machineAlias, req.oem, req.oemVersion, req.alephVersion, now);
+    else {
+      const alias = req.machineAlias || i.alias;
+      const aleph = req.alephVersion || i.aleph_version;
+      if (i.ip !== req.ip || i.alias !== alias || i.oem !== req.oem || i.oem_version !== req.oemVersion || i.aleph_version !== aleph) {
+        this.st.updateInstance.run(req.ip, alias, req.oem, req.oemVersion, aleph, req.machineId);
+      }
+    }
     const s = this.st.getState.get(req.machineId, appId) as InstanceState | null;
     if (!s) {
       this.st.insertState.run(req.machineId, appId, group.id, req.version, Status.Undefined, now);
       this.st.history.run(req.machineId, appId, group.id, Status.Undefined, req.version, null, now);
       return { group_id: group.id, version: req.version, status: Status.Undefined, last_update_granted_ts: null, last_update_version: null, update_in_progress: 0 };
     }
-    this.st.touchState.run(group.id, req.version, now, req.machineId, appId);
+    if (s.group_id !== group.id || s.version !== req.version) this.st.moveState.run(group.id, req.version, now, req.machineId, appId);
+    else this.st.touchState.run(now, req.machineId, appId);
     if (s.group_id !== group.id && s.update_in_progress === 1) {
       // Moved to another group: the old group's update no longer applies.
       this.setStatus(req, appId, group, s, Status.Undefined, false, req.version, null, now);

@@ -56,7 +56,7 @@ export function createUpdateServer(o: UpdateServerOptions): UpdateServer {
   const counters: OmahaCounters = { requests: 0, badRequests: 0, updateChecks: 0, updatesOffered: 0, events: 0 };
   const publicUrl = o.publicUrl?.replace(/\/+$/, "");
   // The origin the machine used (Bun builds req.url from the Host header).
-  const baseUrl = (req: Request) => publicUrl ?? req.url.slice(0, req.url.indexOf("/", req.url.indexOf("//") + 2));
+  const baseUrl = (req: Request) => () => publicUrl ?? req.url.slice(0, req.url.indexOf("/", req.url.indexOf("//") + 2));
 
   const app = new Hono<{ Bindings: { ip: string } }>();
   app.onError((e, c) => {
