@@ -8,9 +8,12 @@
 //   {"method":"StatusUpdate","status":{…}}  -> {"ok":true}; the status goes to every subscriber, like the
 //                                              D-Bus signal anyone on the bus may emit (the engine's own
 //                                              GetStatus answer is unchanged, as on D-Bus)
-// Anything else gets {"error":"…"} and the connection stays open.
+//   {"method":"AttemptUpdate"}              -> {"ok":true} once the engine took the request (D-Bus AttemptUpdate)
+//   {"method":"ResetStatus"}                -> {"ok":true}, or {"error":"…"} when the engine refuses (D-Bus ResetStatus)
+// Anything else gets {"error":"…"} and the connection stays open. The engine may also serve the same
+// protocol on a TCP address; clients name it "tcp://HOST:PORT" wherever a socket path goes.
 import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { createConnection, createServer, type NetConnectOpts, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import * as v from "valibot";
 
@@ -61,7 +64,28 @@ const RequestSchema = v.variant("method", [
   v.object({ method: v.literal("GetStatus") }),
   v.object({ method: v.literal("Subscribe") }),
   v.object({ method: v.literal("StatusUpdate"), status: StatusSchema }),
+  v.object({ method: v.literal("AttemptUpdate") }),
+  v.object({ method: v.literal("ResetStatus") }),
 ]);
+
+/** What the engine does for the two commands; a server without them (a stand-in) refuses both. */
+export interface ControlHandlers {
+  attemptUpdate(): Promise<void>;
+  /** Throws with the reason when the engine's state does not allow a reset. */
+  resetStatus(): Promise<void>;
+}
+
+const TCP_PREFIX = "tcp://";
+
+/** "tcp://HOST:PORT" as connect options; null for a Unix socket path. */
+export function tcpAddress(address: string): { host: string; port: number } | null {
+  if (!address.startsWith(TCP_PREFIX)) return null;
+  const rest = address.slice(TCP_PREFIX.length);
+  const colon = rest.lastIndexOf(":");
+  const port = Number(rest.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${address}: not tcp://HOST:PORT`);
+  return { host: rest.slice(0, colon).replace(/^\[(.*)\]$/, "$1"), port };
+}
 
 export function parseStatus(line: string): Status | null {
   try {
@@ -106,6 +130,7 @@ function lines(sock: Socket, onLine: (line: string) => void): void {
 /** Serves a status given to it and publishes its changes; the update engine daemon owns one. */
 export class StatusServer {
   private server: Server | null = null;
+  private tcp: Server | null = null;
   private readonly subscribers = new Set<Socket>();
   private readonly sockets = new Set<Socket>();
   private current: Status;
@@ -113,6 +138,7 @@ export class StatusServer {
   constructor(
     readonly path: string,
     initial: Status = IDLE,
+    private readonly handlers?: ControlHandlers,
   ) {
     this.current = { ...initial };
   }
@@ -138,6 +164,18 @@ export class StatusServer {
     this.server = server;
   }
 
+  /** Serves the same protocol on a TCP address too (for tests and hosts without a shared /run); returns the bound port. */
+  async listenTcp(host: string, port: number): Promise<number> {
+    const server = createServer((sock) => this.accept(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host, port }, () => resolve());
+    });
+    this.tcp = server;
+    const a = server.address();
+    return typeof a === "object" && a ? a.port : port;
+  }
+
   /** Replaces the status; subscribers hear it when anything changed. */
   setStatus(s: Status): void {
     const changed = encode(s) !== encode(this.current);
@@ -153,10 +191,13 @@ export class StatusServer {
 
   async close(): Promise<void> {
     const server = this.server;
+    const tcp = this.tcp;
     this.server = null;
+    this.tcp = null;
     for (const s of this.sockets) s.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    rmSync(this.path, { force: true });
+    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    if (server) rmSync(this.path, { force: true });
   }
 
   private accept(sock: Socket): void {
@@ -191,6 +232,19 @@ export class StatusServer {
           this.broadcast(req.status);
           sock.write(`${JSON.stringify({ ok: true })}\n`);
           return;
+        case "AttemptUpdate":
+        case "ResetStatus": {
+          const h = this.handlers;
+          if (!h) {
+            sock.write(`${JSON.stringify({ error: `${req.method}: not an update engine` })}\n`);
+            return;
+          }
+          (req.method === "AttemptUpdate" ? h.attemptUpdate() : h.resetStatus()).then(
+            () => sock.write(`${JSON.stringify({ ok: true })}\n`),
+            (e: Error) => sock.write(`${JSON.stringify({ error: e.message })}\n`),
+          );
+          return;
+        }
       }
     });
   }
@@ -201,7 +255,8 @@ export class StatusServer {
 function connect(path: string, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
-    const sock = createConnection(path);
+    const tcp = tcpAddress(path);
+    const sock = createConnection((tcp ?? { path }) as NetConnectOpts);
     const onAbort = () => {
       sock.destroy();
       reject(signal!.reason);
@@ -248,6 +303,28 @@ export async function getStatus(path: string, signal?: AbortSignal): Promise<Sta
   const s = parseStatus(line);
   if (!s) throw new Error(`${path}: not a status: ${line.slice(0, 200)}`);
   return s;
+}
+
+function okOrThrow(path: string, method: string, line: string): void {
+  let answer: unknown;
+  try {
+    answer = JSON.parse(line);
+  } catch {
+    throw new Error(`${path}: ${method}: not an answer: ${line.slice(0, 200)}`);
+  }
+  const a = answer as { ok?: unknown; error?: unknown };
+  if (a.ok === true) return;
+  throw new Error(typeof a.error === "string" ? a.error : `${path}: ${method}: refused: ${line.slice(0, 200)}`);
+}
+
+/** Asks the engine for an update check now (interactive, like D-Bus AttemptUpdate). */
+export async function attemptUpdate(path: string, signal?: AbortSignal): Promise<void> {
+  okOrThrow(path, "AttemptUpdate", await call(path, { method: "AttemptUpdate" }, signal));
+}
+
+/** Asks the engine to go back to idle after an applied update (D-Bus ResetStatus); throws the engine's reason when refused. */
+export async function resetStatus(path: string, signal?: AbortSignal): Promise<void> {
+  okOrThrow(path, "ResetStatus", await call(path, { method: "ResetStatus" }, signal));
 }
 
 /** Emits a StatusUpdate to the server's subscribers. */
