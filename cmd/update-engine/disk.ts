@@ -303,7 +303,7 @@ export async function run(args: string[]): Promise<number> {
     }
     // A system call's failure (ENOSPC, EACCES, ...) is the user's one line too, not a stack.
     const errno = e instanceof Error && (e as NodeJS.ErrnoException).syscall !== undefined;
-    if (e instanceof GptError || e instanceof RangeError || errno) {
+    if (e instanceof GptError || errno) {
       process.stderr.write(`coreos update-engine disk ${cmd}: ${(e as Error).message}\n`);
       return 1;
     }

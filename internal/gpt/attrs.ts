@@ -1,5 +1,6 @@
 // The ChromeOS/CoreOS boot attributes in bits 48-56 of a GPT entry's 64-bit attribute field (§4.2).
 // Every other bit is kept as it was.
+import { GptError } from "./errors.ts";
 
 export interface BootAttrs {
   /** 0-15; 0 = never boot. */
@@ -34,6 +35,6 @@ export function encodeAttrs(a: bigint, set: Partial<BootAttrs>): bigint {
 }
 
 function checkNibble(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 0 || v > 15) throw new RangeError(`${name} must be 0-15, not ${v}`);
+  if (!Number.isInteger(v) || v < 0 || v > 15) throw new GptError(`${name} must be 0-15, not ${v}`);
   return v;
 }

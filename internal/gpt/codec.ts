@@ -1,6 +1,7 @@
 // GPT on the wire: protective MBR, header, entry array, their CRC32s, and the checks a copy must
 // pass to be trusted. Pure: bytes in, values out (and back); the file I/O lives in disk.ts.
 import { decodeAttrs, type BootAttrs } from "./attrs.ts";
+import { GptError } from "./errors.ts";
 import { decodeGuid, encodeGuid, ZERO_GUID } from "./guid.ts";
 
 export const SIGNATURE = "EFI PART";
@@ -227,13 +228,13 @@ export function encodeCopies(t: Table): { primary: Copy; backup: Copy } {
 /** Throws a one-line description when `t` cannot be written as a valid GPT on its device. */
 export function checkTable(t: Table): void {
   const n = entriesSectors(t.entryCount, t.sectorSize);
-  if (t.entryCount < 1 || t.entryCount > MAX_ENTRY_COUNT) throw new RangeError(`entry count ${t.entryCount} out of range`);
-  if (2 + n > t.firstUsable) throw new RangeError(`first usable sector ${t.firstUsable} overlaps the primary entry array`);
-  if (t.lastUsable >= t.sectors - 1 - n) throw new RangeError(`last usable sector ${t.lastUsable} overlaps the backup entry array`);
+  if (t.entryCount < 1 || t.entryCount > MAX_ENTRY_COUNT) throw new GptError(`entry count ${t.entryCount} out of range`);
+  if (2 + n > t.firstUsable) throw new GptError(`first usable sector ${t.firstUsable} overlaps the primary entry array`);
+  if (t.lastUsable >= t.sectors - 1 - n) throw new GptError(`last usable sector ${t.lastUsable} overlaps the backup entry array`);
   for (const p of t.partitions)
-    if (p.number < 1 || p.number > t.entryCount) throw new RangeError(`partition number ${p.number} out of 1-${t.entryCount}`);
+    if (p.number < 1 || p.number > t.entryCount) throw new GptError(`partition number ${p.number} out of 1-${t.entryCount}`);
   const problem = checkPartitions(t.partitions, t.firstUsable, t.lastUsable);
-  if (problem) throw new RangeError(problem);
+  if (problem) throw new GptError(problem);
 }
 
 /** The table a checked header and its entries describe. */

@@ -16,7 +16,7 @@ import {
   type Copy,
   type Table,
 } from "./codec.ts";
-import { GptError } from "./prio.ts";
+import { GptError } from "./errors.ts";
 
 export interface DiskState {
   readonly table: Table;

@@ -5,14 +5,16 @@ import type { BootAttrs } from "./attrs.ts";
 import type { Partition, Table } from "./codec.ts";
 import { deviceBytes, readDisk, updateDisk, writeNewTable } from "./disk.ts";
 import { coreosLayout, type LayoutSizes } from "./layout.ts";
-import { GptError, markGoodTable, nextTable, prioritizeTable, switchTable, withAttrs, type PrioritizeOptions } from "./prio.ts";
+import { GptError } from "./errors.ts";
+import { markGoodTable, nextTable, prioritizeTable, switchTable, withAttrs, type PrioritizeOptions } from "./prio.ts";
 
 export type { BootAttrs } from "./attrs.ts";
 export type { Partition, Table } from "./codec.ts";
 export { inspectDisk, readDisk, repairDisk, type DiskState } from "./disk.ts";
 export { TYPE, USR_A_UUID, USR_B_UUID } from "./guid.ts";
 export { coreosLayout, LAYOUTS, type LayoutName, type LayoutSizes } from "./layout.ts";
-export { choose, GptError, isUsr, partitionByNumber, partitionByUuid, partitionRange, usrPartitions } from "./prio.ts";
+export { GptError } from "./errors.ts";
+export { choose, isUsr, partitionByNumber, partitionByUuid, partitionRange, usrPartitions } from "./prio.ts";
 export { findRunningUsr, runningUsr, usrFromCmdline, type FindUsrOptions, type RunningUsr, type UsrRef } from "./rootdev.ts";
 
 function update(path: string, f: (t: Table) => Table): Table {

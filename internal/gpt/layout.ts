@@ -3,7 +3,7 @@
 import { encodeAttrs } from "./attrs.ts";
 import { DEFAULT_ENTRY_COUNT, entriesSectors, partition, type Partition, type Table } from "./codec.ts";
 import { randomGuid, TYPE, USR_A_UUID, USR_B_UUID } from "./guid.ts";
-import { GptError } from "./prio.ts";
+import { GptError } from "./errors.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -2,9 +2,9 @@
 // postinst's switch (§4.4) and setgoodroot (§4.6). Each returns a new table; disk.ts writes it.
 import { encodeAttrs, type BootAttrs } from "./attrs.ts";
 import { partition, type Partition, type Table } from "./codec.ts";
+import { GptError } from "./errors.ts";
 import { TYPE } from "./guid.ts";
 
-export class GptError extends Error {}
 
 export function isUsr(p: Partition): boolean {
   return p.type === TYPE.usr;

@@ -4,7 +4,8 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { readDisk } from "./disk.ts";
-import { GptError, partitionByUuid } from "./prio.ts";
+import { GptError } from "./errors.ts";
+import { partitionByUuid } from "./prio.ts";
 
 export type UsrRef = { readonly partuuid: string } | { readonly partlabel: string };
 

@@ -135,6 +135,17 @@ describe("our images read by cgpt and sgdisk", () => {
     expect(mine).toContain(`${" ".repeat(34)}Type: Alias for coreos-rootfs`);
     expect(ok(ours("show", p, "-i", "4", "-u"))).toBe(`${USR_B_UUID}\n`);
     expect(ok(ours("show", p, "-i", "3", "-A"))).toBe("0x101\n");
+    const cols = (text: string) => text.trim().split("\n").map((l) => l.trim().split(/\s+/).slice(0, 3).join(" "));
+    expect(cols(ok(ours("show", p, "-q")))).toEqual(cols(ok(sh(["cgpt", "show", "-q", p]))));
+  });
+
+  test("disk init with the shipped sizes on an 8 GiB sparse image", () => {
+    const p = img("flatcar");
+    ok(ours("init", p, "--size", "8G"));
+    const t = readDisk(p);
+    expectToolsAgree(p, t);
+    expect(sgdiskInfo(p, 3).last - sgdiskInfo(p, 3).first + 1).toBe(4 * 1024 * 1024);
+    expectSgdiskClean(p);
   });
 
   test("switch, next, next, mark-good: the §4.8 attribute values, sgdisk -v clean after each write", () => {

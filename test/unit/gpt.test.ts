@@ -18,7 +18,6 @@ import { decodeGuid, encodeGuid, parseType, TYPE, USR_A_UUID, USR_B_UUID } from 
 import { coreosLayout, LAYOUTS } from "../../internal/gpt/layout.ts";
 import {
   choose,
-  GptError,
   markGoodTable,
   nextTable,
   partitionByUuid,
@@ -29,6 +28,7 @@ import {
   withAttrs,
 } from "../../internal/gpt/prio.ts";
 import { usrFromCmdline } from "../../internal/gpt/rootdev.ts";
+import { GptError } from "../../internal/gpt/errors.ts";
 
 const MiB = 1024 * 1024;
 
@@ -82,8 +82,8 @@ describe("attributes", () => {
     expect(decodeAttrs(0x0f_ffn << 48n)).toEqual({ priority: 15, tries: 15, successful: true });
   });
   test("out of range values are refused", () => {
-    expect(() => encodeAttrs(0n, { priority: 16 })).toThrow(RangeError);
-    expect(() => encodeAttrs(0n, { tries: -1 })).toThrow(RangeError);
+    expect(() => encodeAttrs(0n, { priority: 16 })).toThrow(GptError);
+    expect(() => encodeAttrs(0n, { tries: -1 })).toThrow(GptError);
   });
 });
 
