@@ -3,7 +3,12 @@
 // contends, never the count. Our `coreos kv serve` and the real etcd (v2 API), one fresh single
 // member each, one at a time; prints cycles/s, lost swaps per cycle, and the ratio ours/etcd.
 //
+// Also printed per side: requests/s and the CPU each request costs the client (this process: kvclient
+// + locksmith) and the server (from /proc/<pid>/stat), so a change of the ratio can be placed on one
+// side or the other. With immediate retries most requests are lost swaps, on both servers alike.
+//
 // env: BENCH_SECONDS=10 (measured seconds per side), BENCH_CLIENTS=50
+import { readFileSync } from "node:fs";
 import { Client } from "../../internal/kvclient/index.ts";
 import { EtcdLock, isCompareFailed } from "../../internal/locksmith/etcdlock.ts";
 import { startEtcd, startOurs, type Server } from "../helpers/procs.ts";
@@ -15,6 +20,15 @@ interface Result {
   cycles: number;
   conflicts: number;
   perSecond: number;
+  requestsPerSecond: number;
+  clientUsPerRequest: number;
+  serverUsPerRequest: number;
+}
+
+/** CPU seconds a process has used (utime + stime, clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function retry(f: () => Promise<unknown>, onConflict: () => void): Promise<void> {
@@ -29,7 +43,7 @@ async function retry(f: () => Promise<unknown>, onConflict: () => void): Promise
   }
 }
 
-async function measure(url: string): Promise<Result> {
+async function measure(url: string, serverPid: number): Promise<Result> {
   const admin = new EtcdLock(new Client({ endpoints: [url] }), { group: "bench" });
   await admin.init();
   await admin.setMax(CLIENTS);
@@ -38,6 +52,8 @@ async function measure(url: string): Promise<Result> {
   let conflicts = 0;
   let measuring = false;
   const conflict = () => void (measuring && conflicts++);
+  let server0 = 0;
+  let client0 = process.cpuUsage();
   const warmupEnd = Date.now() + 1000;
   const end = warmupEnd + SECONDS * 1000;
   let start = 0;
@@ -50,22 +66,38 @@ async function measure(url: string): Promise<Result> {
         if (!measuring && Date.now() >= warmupEnd) {
           measuring = true;
           start = Date.now();
+          server0 = cpuSeconds(serverPid);
+          client0 = process.cpuUsage();
         }
         if (measuring) cycles++;
       }
     }),
   );
   const secs = (Date.now() - start) / 1000;
+  const client = process.cpuUsage(client0);
+  const serverCpu = cpuSeconds(serverPid) - server0;
+  // Every attempt, won or lost, is one GET and one CAS.
+  const requests = 2 * (2 * cycles + conflicts);
   const { sem } = await admin.get();
   if ((sem.holders ?? []).length !== 0 || sem.semaphore !== CLIENTS) throw new Error(`semaphore not back to idle: ${JSON.stringify(sem)}`);
-  return { cycles, conflicts, perSecond: cycles / secs };
+  return {
+    cycles,
+    conflicts,
+    perSecond: cycles / secs,
+    requestsPerSecond: requests / secs,
+    clientUsPerRequest: (client.user + client.system) / requests,
+    serverUsPerRequest: (serverCpu * 1e6) / requests,
+  };
 }
 
 async function side(name: string, start: () => Promise<Server>): Promise<Result> {
   const srv = await start();
   try {
-    const r = await measure(srv.url);
-    console.log(`${name.padEnd(5)} ${r.perSecond.toFixed(1).padStart(8)} cycles/s  (${r.cycles} cycles, ${(r.conflicts / Math.max(1, r.cycles)).toFixed(2)} lost swaps per cycle)`);
+    const r = await measure(srv.url, srv.proc.pid);
+    console.log(
+      `${name.padEnd(5)} ${r.perSecond.toFixed(1).padStart(8)} cycles/s  (${r.cycles} cycles, ${(r.conflicts / Math.max(1, r.cycles)).toFixed(2)} lost swaps per cycle; ` +
+        `${r.requestsPerSecond.toFixed(0)} requests/s, CPU per request: client ${r.clientUsPerRequest.toFixed(0)}µs, server ${r.serverUsPerRequest.toFixed(0)}µs)`,
+    );
     return r;
   } finally {
     await srv.stop();
