@@ -81,6 +81,8 @@ function count(a: Args, name: string): number | undefined {
   return Number(raw);
 }
 
+// As a container's PID 1 this process does not reap orphans that are not its own children; run
+// it under an init such as `docker run --init` (tini) when units leave daemonized processes.
 async function serve(a: Args, socket: string): Promise<number> {
   const root = a.one.get("root") ?? "/";
   const dirs = a.unitDirs.length > 0 ? { root, dirs: a.unitDirs } : systemDirs(root);
@@ -104,6 +106,8 @@ async function serve(a: Args, socket: string): Promise<number> {
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });
+  // Like `kill -HUP 1` on systemd: re-read the unit files.
+  process.on("SIGHUP", () => sup.daemonReload());
   if (target !== "") await sup.boot(target);
   await done;
   log.info("supervisor: stopped");

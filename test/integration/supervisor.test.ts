@@ -12,7 +12,7 @@ const root = tempDir("coreos-serve-");
 const socket = join(root, "supervisor.sock");
 const unitDir = join(root, "etc/systemd/system");
 const work = join(root, "work");
-let serve: Subprocess;
+let serve: Subprocess<"ignore", "ignore", "pipe">;
 let serveErr: Promise<string>;
 
 function unit(name: string, text: string): void {
