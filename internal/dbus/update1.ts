@@ -32,6 +32,33 @@ export function statusFrom(signature: string, body: Value[]): Status | null {
   return { last_checked_time: Number(t), progress: p, current_operation: op, new_version: ver, new_size: Number(size) };
 }
 
+const xmlAttr = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+
+/**
+ * The system bus policy the image installs as /usr/share/dbus-1/system.d/com.coreos.update1.conf
+ * (§2.5): without it the bus's default policy refuses update_engine the name. `owner` (a user name
+ * or a numeric uid) may own the name and call anything; each of `callers` may call only the Manager's three methods, with
+ * introspection and Properties denied.
+ */
+export function update1Policy(owner = "root", callers: string[] = ["core"]): string {
+  const to = `send_destination="${UPDATE1_NAME}"`;
+  const callerPolicy = (u: string) =>
+    `  <policy user="${xmlAttr(u)}">
+${["AttemptUpdate", "GetStatus", "ResetStatus"].map((m) => `    <allow ${to} send_interface="${UPDATE1_INTERFACE}" send_member="${m}"/>`).join("\n")}
+    <deny ${to} send_interface="org.freedesktop.DBus.Introspectable"/>
+    <deny ${to} send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+`;
+  return `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="${xmlAttr(owner)}">
+    <allow own="${UPDATE1_NAME}"/>
+    <allow ${to}/>
+  </policy>
+${callers.map(callerPolicy).join("")}</busconfig>
+`;
+}
+
 export interface Update1Handlers {
   getStatus(): Status;
   attemptUpdate(): Promise<void>;

@@ -13,18 +13,7 @@ export interface PrivateBus {
   stop(): Promise<void>;
 }
 
-/** `dir`: reuse a directory (same socket path, as a restarted system bus); the caller removes it. */
-export async function startBus(reuse?: string): Promise<PrivateBus> {
-  const dir = reuse ?? tempDir("coreos-dbus-");
-  const config = join(dir, "bus.conf");
-  writeFileSync(
-    config,
-    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=${join(dir, "bus")}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
+const OPEN_POLICY = `  <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
     <allow send_type="method_call"/>
@@ -37,7 +26,49 @@ export async function startBus(reuse?: string): Promise<PrivateBus> {
     <allow receive_type="error"/>
     <allow eavesdrop="true"/>
   </policy>
-</busconfig>
+`;
+
+// The stock system.conf's default context: nobody owns names or calls methods unless a policy
+// file says so; signals and replies flow.
+const SYSTEM_POLICY = `  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+  </policy>
+`;
+
+export interface BusOptions {
+  /** Reuse a directory (same socket path, as a restarted system bus); the caller removes it. */
+  reuse?: string;
+  /** A policy file included after the stock system bus's default policy instead of allowing everything. */
+  policy?: string;
+}
+
+export async function startBus(o: BusOptions = {}): Promise<PrivateBus> {
+  const reuse = o.reuse;
+  const dir = reuse ?? tempDir("coreos-dbus-");
+  const config = join(dir, "bus.conf");
+  let policy = OPEN_POLICY;
+  if (o.policy !== undefined) {
+    writeFileSync(join(dir, "policy.conf"), o.policy);
+    policy = `${SYSTEM_POLICY}  <include>${join(dir, "policy.conf")}</include>\n`;
+  }
+  writeFileSync(
+    config,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=${join(dir, "bus")}</listen>
+  <auth>EXTERNAL</auth>
+${policy}</busconfig>
 `,
   );
   const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn(["dbus-daemon", `--config-file=${config}`, "--nofork", "--print-address"], {

@@ -2,7 +2,7 @@
 // (dbus-send, dbus-monitor) as the independent peers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Bus, DBusError } from "../../internal/dbus/bus.ts";
-import { connectUpdate1, serveUpdate1, subscribeUpdate1, type Update1Server } from "../../internal/dbus/update1.ts";
+import { connectUpdate1, serveUpdate1, subscribeUpdate1, update1Policy, type Update1Server } from "../../internal/dbus/update1.ts";
 import type { Status } from "../../internal/update/status.ts";
 import { startBus, type PrivateBus } from "./dbus-daemon.ts";
 
@@ -189,6 +189,32 @@ describe("subscribeUpdate1", () => {
     await other.stop();
     await until(() => closed.length === 1, "onClose");
     sub.close();
+  });
+});
+
+describe("the com.coreos.update1 bus policy", () => {
+  const handlers = { getStatus: () => DOWNLOADING, attemptUpdate: async () => {}, resetStatus: async () => {} };
+
+  test("under the stock system bus policy, the policy's owner may own the name and be called", async () => {
+    const strict = await startBus({ policy: update1Policy(String(process.getuid!()), []) });
+    try {
+      const server = (await serveUpdate1(handlers, strict.env))!;
+      const c = (await connectUpdate1(strict.env))!;
+      expect(await c.getStatus()).toEqual(DOWNLOADING);
+      c.close();
+      await server.close();
+    } finally {
+      await strict.stop();
+    }
+  });
+
+  test("anyone else is refused the name by dbus-daemon", async () => {
+    const strict = await startBus({ policy: update1Policy("nobody", [String(process.getuid!())]) });
+    try {
+      await expect(serveUpdate1(handlers, strict.env)).rejects.toThrow(/org.freedesktop.DBus.Error.AccessDenied/);
+    } finally {
+      await strict.stop();
+    }
   });
 });
 

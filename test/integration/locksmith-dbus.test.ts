@@ -120,7 +120,7 @@ describe("locksmithd on the system bus", () => {
 
   test("the system bus restarts: locksmithd reconnects to it (not to the control socket) and still hears the news", async () => {
     const busDir = tempDir("coreos-dbus-restart-");
-    let own = await startBus(busDir);
+    let own = await startBus({ reuse: busDir });
     try {
       const marker = join(dir, "rebooted-m4");
       const d = daemon(["--machine-id", "m4", "--state-file", join(dir, "m4.state"), "--reboot-command", `touch ${marker}`, ...FAST], {
@@ -131,7 +131,7 @@ describe("locksmithd on the system bus", () => {
       await until(() => d.err().includes("listening to com.coreos.update1 on the system bus"), "the daemon on the bus");
       await own.stop();
       await until(() => d.err().includes("system bus connection lost"), "the daemon noticing");
-      own = await startBus(busDir);
+      own = await startBus({ reuse: busDir });
       await until(() => d.err().split("listening to com.coreos.update1 on the system bus").length === 3, "the daemon back on the bus");
       expect(d.err()).not.toContain("no system bus");
       const engine = (await serveUpdate1({ getStatus: () => NEED_REBOOT, attemptUpdate: async () => {}, resetStatus: async () => {} }, own.env))!;
