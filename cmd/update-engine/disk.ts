@@ -12,6 +12,7 @@ import {
   prioritize,
   repairDisk,
   findRunningUsr,
+  partitionDevice,
   runningUsr,
   setAttributes,
   switchTo,
@@ -64,12 +65,12 @@ const COMMANDS = {
     },
   },
   prioritize: {
-    args: "DISK",
+    args: "DISK -i N | PARTITION",
     about: "give USR partition -i N the top priority and renumber the others (cgpt prioritize)",
     flags: { i: u("partition number"), P: u("highest priority to assign (default: number of groups)"), f: b("move the whole priority group of -i N") },
   },
   switch: {
-    args: "DISK",
+    args: "DISK -i N | PARTITION",
     about: "make USR partition -i N boot next, once (what the post-install step does: -S0 -T1, prioritize)",
     flags: { i: u("partition number") },
   },
@@ -79,7 +80,7 @@ const COMMANDS = {
     flags: {},
   },
   "mark-good": {
-    args: "[DISK]",
+    args: "[DISK | PARTITION]",
     about: "mark the running USR partition (or -i N) good: -S1 -T0, prioritize (setgoodroot)",
     flags: {
       i: u("partition number (default: the one holding the running /usr)"),
@@ -87,7 +88,7 @@ const COMMANDS = {
     },
   },
   set: {
-    args: "DISK",
+    args: "DISK -i N | PARTITION",
     about: "set boot attributes of partition -i N (cgpt add -P -T -S)",
     flags: { i: u("partition number"), P: u("priority 0-15"), T: u("tries 0-15"), S: u("successful 0 or 1") },
   },
@@ -125,6 +126,13 @@ function needPartition(given: Set<string>, i: number): number {
   if (!given.has("i")) throw new FlagError("missing -i N (the partition number)");
   if (i < 1) throw new FlagError(`invalid partition number ${i}`);
   return i;
+}
+
+/** DISK -i N, or a partition device alone (`/dev/sda4`, as Flatcar's cgpt takes it). */
+function slot(disk: string, given: Set<string>, i: number): { disk: string; number: number } {
+  const part = partitionDevice(disk);
+  if (part && given.has("i")) throw new FlagError(`${disk} is a partition: give its disk with -i N, or it alone`);
+  return part ?? { disk, number: needPartition(given, i) };
 }
 
 function nibble(flag: string, v: number, max = 15): number {
@@ -241,15 +249,17 @@ async function runCommand(cmd: Command, args: string[]): Promise<number> {
     case "init":
       return init(one(p.positionals)!, v);
     case "prioritize": {
-      const disk = one(p.positionals)!;
       const max = given.has("P") ? Number(v.P) : undefined;
       if (max !== undefined && (max < 1 || max > 15)) throw new FlagError(`invalid value ${max} for flag -P: must be 1-15`);
-      prioritize(disk, needPartition(given, i), { maxPriority: max, friends: Boolean(v.f) });
+      const t = slot(one(p.positionals)!, given, i);
+      prioritize(t.disk, t.number, { maxPriority: max, friends: Boolean(v.f) });
       return 0;
     }
-    case "switch":
-      switchTo(one(p.positionals)!, needPartition(given, i));
+    case "switch": {
+      const t = slot(one(p.positionals)!, given, i);
+      switchTo(t.disk, t.number);
       return 0;
+    }
     case "next": {
       const disk = one(p.positionals)!;
       const chosen = next(disk);
@@ -260,20 +270,23 @@ async function runCommand(cmd: Command, args: string[]): Promise<number> {
     }
     case "mark-good": {
       const disk = one(p.positionals, true);
-      const r = given.has("i")
-        ? { disk: disk ?? runningUsr().disk, number: needPartition(given, i) }
-        : findRunningUsr({ disk, cmdlineFile: given.has("cmdline") ? String(v.cmdline) : undefined });
+      const r =
+        disk !== undefined && (given.has("i") || partitionDevice(disk))
+          ? slot(disk, given, i)
+          : given.has("i")
+            ? { disk: runningUsr().disk, number: needPartition(given, i) }
+            : findRunningUsr({ disk, cmdlineFile: given.has("cmdline") ? String(v.cmdline) : undefined });
       markGood(r.disk, r.number);
       return 0;
     }
     case "set": {
-      const disk = one(p.positionals)!;
+      const t = slot(one(p.positionals)!, given, i);
       const set: { -readonly [K in keyof BootAttrs]?: BootAttrs[K] } = {};
       if (given.has("P")) set.priority = nibble("P", Number(v.P));
       if (given.has("T")) set.tries = nibble("T", Number(v.T));
       if (given.has("S")) set.successful = nibble("S", Number(v.S), 1) === 1;
       if (Object.keys(set).length === 0) throw new FlagError("nothing to set: give -P, -T or -S");
-      setAttributes(disk, needPartition(given, i), set);
+      setAttributes(t.disk, t.number, set);
       return 0;
     }
     case "repair": {

@@ -17,6 +17,7 @@ import {
   type Table,
 } from "./codec.ts";
 import { GptError } from "./errors.ts";
+import { blockDir } from "./sysfs.ts";
 
 export interface DiskState {
   readonly table: Table;
@@ -34,13 +35,6 @@ interface Device {
   readonly sectorSize: number | null;
 }
 
-function sysfsBlock(rdev: bigint): string {
-  // Linux's dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31.
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return `/sys/dev/block/${major}:${minor}`;
-}
-
 function openDevice(path: string, write: boolean): Device {
   let fd: number;
   try {
@@ -52,7 +46,7 @@ function openDevice(path: string, write: boolean): Device {
     const st = fstatSync(fd, { bigint: true });
     if (st.isFile()) return { fd, bytes: Number(st.size), sectorSize: null };
     if (!st.isBlockDevice()) throw new GptError(`${path} is neither an image file nor a block device`);
-    const sys = sysfsBlock(st.rdev);
+    const sys = blockDir(st.rdev);
     const bytes = Number(readFileSync(`${sys}/size`, "utf8").trim()) * 512;
     let sectorSize = 512;
     for (const q of [`${sys}/queue/logical_block_size`, `${sys}/../queue/logical_block_size`]) {

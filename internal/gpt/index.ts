@@ -15,7 +15,7 @@ export { TYPE, USR_A_UUID, USR_B_UUID } from "./guid.ts";
 export { coreosLayout, LAYOUTS, type LayoutName, type LayoutSizes } from "./layout.ts";
 export { GptError } from "./errors.ts";
 export { choose, isUsr, partitionByNumber, partitionByUuid, partitionRange, usrPartitions } from "./prio.ts";
-export { findRunningUsr, runningUsr, usrFromCmdline, type FindUsrOptions, type RunningUsr, type UsrRef } from "./rootdev.ts";
+export { findRunningUsr, partitionDevice, runningUsr, usrFromCmdline, type FindUsrOptions, type RunningUsr, type UsrRef } from "./rootdev.ts";
 
 function update(path: string, f: (t: Table) => Table): Table {
   return updateDisk(path, (t) => ({ table: f(t), result: null })).table;

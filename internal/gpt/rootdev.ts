@@ -1,11 +1,12 @@
 // Which partition holds the running /usr: what `rootdev -s /usr` answers for setgoodroot (§4.6).
 // The kernel command line names it when the boot loader picked it (mount.usr= / verity.usr=);
 // otherwise the block device under the mount, through device-mapper (verity) to its partition.
-import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { basename, dirname } from "node:path";
+import { readFileSync, realpathSync, statSync } from "node:fs";
+import { basename } from "node:path";
 import { readDisk } from "./disk.ts";
 import { GptError } from "./errors.ts";
 import { partitionByUuid } from "./prio.ts";
+import { blockDir, lowestDevice, partitionOf, SYSFS } from "./sysfs.ts";
 
 export type UsrRef = { readonly partuuid: string } | { readonly partlabel: string };
 
@@ -29,33 +30,33 @@ export interface RunningUsr {
 }
 
 /** The disk and partition number under `mount`, following device-mapper to the device below. */
-export function runningUsr(mount = "/usr"): RunningUsr {
-  const dev = statSync(mount, { bigint: true }).dev;
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+export function runningUsr(mount = "/usr", sysfs = SYSFS): RunningUsr {
+  const dir = blockDir(statSync(mount, { bigint: true }).dev, sysfs);
   let sys: string;
   try {
-    sys = realpathSync(`/sys/dev/block/${major}:${minor}`);
+    sys = lowestDevice(dir);
   } catch {
-    throw new GptError(`${mount} is not on a block device (device ${major}:${minor})`);
+    throw new GptError(`${mount} is not on a block device (${dir} does not exist)`);
   }
-  for (let depth = 0; depth < 8; depth++) {
-    let slaves: string[] = [];
-    try {
-      slaves = readdirSync(`${sys}/slaves`);
-    } catch {
-      // not a stacked device
-    }
-    if (slaves.length === 0) break;
-    sys = realpathSync(`${sys}/slaves/${slaves[0]}`);
-  }
-  let number: number;
+  const p = partitionOf(sys);
+  if (!p) throw new GptError(`${mount} is on /dev/${basename(sys)}, which is not a partition`);
+  return p;
+}
+
+/** A partition device given where a disk is expected (`disk switch /dev/sda4`, as Flatcar's cgpt takes). */
+export function partitionDevice(path: string, sysfs = SYSFS): RunningUsr | null {
+  let st;
   try {
-    number = Number(readFileSync(`${sys}/partition`, "utf8").trim());
+    st = statSync(path, { bigint: true });
   } catch {
-    throw new GptError(`${mount} is on /dev/${basename(sys)}, which is not a partition`);
+    return null;
   }
-  return { disk: `/dev/${basename(dirname(sys))}`, number };
+  if (!st.isBlockDevice()) return null;
+  try {
+    return partitionOf(blockDir(st.rdev, sysfs));
+  } catch {
+    return null;
+  }
 }
 
 export interface FindUsrOptions {
