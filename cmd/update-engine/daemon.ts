@@ -1,6 +1,5 @@
 // coreos update-engine daemon (`update_engine`): flags, then internal/update's Engine with the
 // control socket (and optionally TCP) and com.coreos.update1 on the system bus when there is one.
-import { readFileSync } from "node:fs";
 import pkg from "../../package.json" with { type: "json" };
 import { parseGoDuration } from "../../internal/ctl/goflag.ts";
 import { serveUpdate1, type Update1Server } from "../../internal/dbus/update1.ts";
@@ -48,20 +47,16 @@ function usrSelector(raw: string): UsrSelector {
   throw new FlagError(`invalid value "${raw}" for flag -usr-partition: want a partition number or a PARTUUID`);
 }
 
-/** The running USR partition and its disk as the host shows them; null parts when it does not. */
-function detectUsr(): { disk: string | null; usr: UsrSelector | null } {
-  let fromCmdline: UsrSelector | null = null;
+/** Disk and running USR partition: the flags, else what the host shows (gpt's rule, shared with `disk mark-good`). */
+function locateUsr(diskFlag: string, usrFlag: string): { disk: string | null; usr: UsrSelector | null } {
+  const usr = usrFlag ? usrSelector(usrFlag) : null;
+  if (diskFlag && usr) return { disk: diskFlag, usr };
   try {
-    const ref = gpt.usrFromCmdline(readFileSync("/proc/cmdline", "utf8"));
-    if (ref && "partuuid" in ref) fromCmdline = { partuuid: ref.partuuid };
-  } catch {
-    // no /proc/cmdline
-  }
-  try {
-    const r = gpt.runningUsr("/usr");
-    return { disk: r.disk, usr: fromCmdline ?? { number: r.number } };
-  } catch {
-    return { disk: null, usr: fromCmdline };
+    const r = gpt.findRunningUsr(diskFlag ? { disk: diskFlag } : {});
+    return { disk: r.disk, usr: usr ?? { number: r.number } };
+  } catch (e) {
+    logger("update_engine").warn(`the running USR partition is unknown: ${(e as Error).message}`);
+    return { disk: diskFlag || null, usr };
   }
 }
 
@@ -94,9 +89,7 @@ async function daemon(args: string[]): Promise<number> {
     if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new FlagError(`invalid value "${a}" for flag -listen-tcp: want HOST:PORT`);
     tcp = { host: a.slice(0, i).replace(/^\[|\]$/g, ""), port };
   }
-  const detected = v.disk && v["usr-partition"] ? { disk: null, usr: null } : detectUsr();
-  const disk = v.disk || detected.disk;
-  const usr = v["usr-partition"] ? usrSelector(v["usr-partition"]) : detected.usr;
+  const { disk, usr } = locateUsr(v.disk, v["usr-partition"]);
 
   let host;
   try {
