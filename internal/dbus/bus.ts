@@ -170,23 +170,28 @@ export class Bus {
   }
 
   private receive(chunk: Uint8Array): void {
-    const joined = new Uint8Array(this.buf.length + chunk.length);
-    joined.set(this.buf);
-    joined.set(chunk, this.buf.length);
-    this.buf = joined;
+    let buf = chunk;
+    if (this.buf.length > 0) {
+      buf = new Uint8Array(this.buf.length + chunk.length);
+      buf.set(this.buf);
+      buf.set(chunk, this.buf.length);
+    }
+    let off = 0;
     try {
       for (;;) {
-        const len = messageLength(this.buf);
+        const len = messageLength(buf.subarray(off));
         if (len === null) break;
-        const m = decodeMessage(this.buf.subarray(0, len));
-        this.buf = this.buf.slice(len);
+        const m = decodeMessage(buf.subarray(off, off + len));
+        off += len;
         this.dispatch(m);
       }
     } catch (e) {
       // The stream cannot be resynchronised after a bad message.
       this.shutdown(e as Error);
       this.sock.destroy();
+      return;
     }
+    this.buf = buf.slice(off);
   }
 
   private dispatch(m: Message): void {

@@ -141,6 +141,15 @@ describe("serveUpdate1", () => {
     expect(text).toMatch(/signal .*path=\/com\/coreos\/update1; interface=com.coreos.update1.Manager; member=StatusUpdate\n\s+int64 1715600001\n\s+double 1\n\s+string "UPDATE_STATUS_UPDATED_NEED_REBOOT"\n\s+string "1.2.4"\n\s+int64 5/);
     await until(() => seen.length >= 2, "the signal at our subscriber");
     expect(seen[1]).toEqual(next);
+    // A message far larger than one socket read arrives in pieces and is put back together; a
+    // burst of small ones arrives several to a read.
+    const big: Status = { ...next, new_version: "v".repeat(300_000) };
+    const count = seen.length;
+    server.emit(big);
+    for (let i = 0; i < 50; i++) server.emit({ ...next, new_size: i });
+    await until(() => seen.length === count + 51, "the big signal and the burst");
+    expect(seen[count]).toEqual(big);
+    expect(seen.slice(count + 1).map((s) => s.new_size)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     sub.close();
   });
 });
