@@ -260,11 +260,11 @@ export function enableUnitFiles(d: UnitDirs, name: string, where: Placement, see
   return out;
 }
 
-/** The units a target pulls in through `<target>.wants/` and `.requires/` links, sorted by name. */
-export function wantedBy(d: UnitDirs, target: string): string[] {
+/** The units a unit pulls in through `<unit>.wants/` and `.requires/` links, sorted by name. */
+export function wantedBy(d: UnitDirs, target: string, kinds: ("wants" | "requires")[] = ["wants", "requires"]): string[] {
   const names = new Set<string>();
   for (const dir of d.dirs) {
-    for (const kind of ["wants", "requires"]) {
+    for (const kind of kinds) {
       const p = under(d.root, join(dir, `${target}.${kind}`));
       if (!existsSync(p)) continue;
       for (const f of readdirSync(p)) names.add(f);

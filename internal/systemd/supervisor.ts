@@ -12,7 +12,7 @@ import { describeExit, ServiceMachine, type Effect, type Event, type Exit, type 
 import { parseUnitName, type SpecifierContext } from "./names.ts";
 import { listUnitNames, loadUnit, unitFileState, wantedBy, type Loaded, type UnitDirs } from "./paths.ts";
 import { expandCommand, serviceFromUnit, type ServiceDef } from "./service.ts";
-import { parseEnvironmentFile } from "./unitfile.ts";
+import { getWords, parseEnvironmentFile } from "./unitfile.ts";
 import { logger } from "../log/log.ts";
 
 const log = logger("supervisor");
@@ -195,7 +195,50 @@ export class Supervisor implements ControlHandler {
     };
     const job = jobFor();
     if (job === null) return "done";
+    if (job === "start" || job === "restart") {
+      const failed = await this.startDependencies(rt, new Set([rt.name]));
+      if (failed) {
+        this.apply(rt, { t: "note", message: `Dependency failed for ${m.def.description} (${failed}).` });
+        return "dependency";
+      }
+    }
     return this.job(rt, job);
+  }
+
+  /**
+   * Requires=/BindsTo=/Wants= (and `<unit>.wants|requires/` links) are started with the unit, as
+   * systemd's start transaction does; those also named in After= are waited for. A required unit
+   * that cannot be loaded, or that is ordered before and fails, fails this start ("dependency"),
+   * and the unit stays as it was. Targets count as reached (the supervisor has no boot stages),
+   * other unit types as absent. Stopping does not propagate to units that require this one.
+   */
+  private async startDependencies(rt: UnitRuntime, seen: Set<string>): Promise<string | null> {
+    if (rt.loaded.load !== "loaded") return null;
+    const u = rt.loaded.unit;
+    const after = new Set(getWords(u, "Unit", "After"));
+    const deps: [string, boolean][] = [
+      ...[...getWords(u, "Unit", "Requires"), ...getWords(u, "Unit", "BindsTo"), ...wantedBy(this.o.dirs, rt.name, ["requires"])].map((n): [string, boolean] => [n, true]),
+      ...[...getWords(u, "Unit", "Wants"), ...wantedBy(this.o.dirs, rt.name, ["wants"])].map((n): [string, boolean] => [n, false]),
+    ];
+    const ordered: Promise<string | null>[] = [];
+    for (const [name, hard] of deps) {
+      if (seen.has(name) || name.endsWith(".target")) continue;
+      seen.add(name);
+      let dep: UnitRuntime;
+      try {
+        if (!name.endsWith(".service")) throw new ControlError("unsupported", `${name}: not a service`);
+        dep = this.runtime(name);
+        this.machineFor(dep);
+      } catch {
+        if (hard) return name;
+        continue;
+      }
+      const started = this.startDependencies(dep, seen).then((f) => (f ? ("dependency" as const) : this.job(dep, "start")));
+      const verdict = started.then((r) => (r === "done" || !hard ? null : name));
+      if (after.has(name)) ordered.push(verdict);
+    }
+    for (const v of await Promise.all(ordered)) if (v) return v;
+    return null;
   }
 
   status(unit: string): UnitStatus {
@@ -373,7 +416,7 @@ export class Supervisor implements ControlHandler {
         return;
       case "note": {
         // systemd words most lines "unit: what happened"; the start/stop headlines stand alone.
-        const message = /^(Starting|Started|Stopping|Stopped|Failed to start) /.test(e.message) ? e.message : `${rt.name}: ${e.message}`;
+        const message = /^(Starting|Started|Stopping|Stopped|Failed to start|Dependency failed for) /.test(e.message) ? e.message : `${rt.name}: ${e.message}`;
         rt.journal.push({ time: Date.now(), ident: "coreos", pid: process.pid, message });
         log.info(message);
         return;

@@ -237,6 +237,24 @@ describe("supervisor", () => {
     expect(names).toEqual([...names].sort());
   });
 
+  test("Requires=/Wants= start other units first when ordered After=; a missing or failed requirement fails the start", async () => {
+    unit("db.service", `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/touch ${work}/db-ready\n`);
+    unit("app.service", `[Unit]\nRequires=db.service\nAfter=db.service network.target\nWants=optional-missing.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/test -e ${work}/db-ready\n`);
+    unit("orphan.service", "[Unit]\nRequires=absent.service\n[Service]\nExecStart=/bin/sleep 60\n");
+    unit("broken-dep.service", "[Service]\nType=oneshot\nExecStart=/bin/false\n");
+    unit("needs-broken.service", "[Unit]\nRequires=broken-dep.service\nAfter=broken-dep.service\n[Service]\nExecStart=/bin/sleep 60\n");
+    const s = supervisor();
+    expect(await s.run("start", "app")).toBe("done");
+    expect(state(s, "db")).toBe("active exited");
+    expect(state(s, "app")).toBe("active exited");
+    expect(await s.run("start", "orphan")).toBe("dependency");
+    expect(state(s, "orphan")).toBe("inactive dead");
+    expect(lines(s, "orphan")).toContain("Dependency failed for orphan.service (absent.service).");
+    expect(await s.run("start", "needs-broken")).toBe("dependency");
+    expect(state(s, "broken-dep")).toBe("failed failed");
+    expect(state(s, "needs-broken")).toBe("inactive dead");
+  });
+
   test("boot starts what multi-user.target wants (enabled units) and nothing else", async () => {
     unit("atboot.service", `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/touch ${work}/booted\n[Install]\nWantedBy=multi-user.target\n`);
     unit("notatboot.service", `[Service]\nType=oneshot\nExecStart=/bin/touch ${work}/not-booted\n[Install]\nWantedBy=multi-user.target\n`);
