@@ -50,7 +50,6 @@ export interface AppOutcome {
 /** Nebraska's answer when the app or the (track, arch) group is unknown: one generic status. */
 export const UNROUTABLE_STATUS = "error-failedToRetrieveUpdatePackageInfo";
 
-const IN_PROGRESS = new Set<number>([Status.Downloading, Status.Downloaded, Status.Installed]);
 
 interface InstanceState {
   group_id: string;
@@ -261,9 +260,12 @@ export class Rollout {
     }
     if (compareVersions(req.version, pkg.version) >= 0) return { check: { status: "noupdate" } };
     const timeoutAt = (s.last_update_granted_ts ?? 0) + group.policy.updateTimeoutSeconds * 1000;
-    if (s.update_in_progress === 1 && s.last_update_version === pkg.version) {
-      if (s.status === Status.UpdateGranted) return { check: { status: "ok", pkg } }; // re-offer what was granted
-      if (IN_PROGRESS.has(s.status) && now < timeoutAt) return { check: { status: "error-internal" }, appStatus: "error-updateInProgressOnInstance" };
+    if (s.update_in_progress === 1 && s.last_update_version === pkg.version && now < timeoutAt) {
+      // update_engine checks only when idle, so a check in the middle of an update means that attempt
+      // ended unreported (a crash, a lost event). Nebraska refuses it until the timeout and machines
+      // sit "Downloading" (nebraska#853); this offers the granted update again, counted once.
+      if (s.status !== Status.UpdateGranted) this.setStatus(req, appId, group, s, Status.UpdateGranted, true, pkg.version, null, now);
+      return { check: { status: "ok", pkg } };
     }
     // Group policy, with this instance's own earlier attempt counted as the statistics see it.
     const st = this.st.stats.get(now - group.policy.periodSeconds * 1000, now - group.policy.updateTimeoutSeconds * 1000, pkg.version, group.id) as RolloutStats;
@@ -278,7 +280,7 @@ export class Rollout {
         }
         this.pauseGroup(group, pkg.version, `${dropped.length} update(s) to ${pkg.version} timed out: safe mode paused group ${group.name}`);
       }
-      if (d.onHold && !(s.update_in_progress === 1 && IN_PROGRESS.has(s.status))) this.setStatus(req, appId, group, s, Status.OnHold, false, req.version, null, now);
+      if (d.onHold && s.update_in_progress !== 1) this.setStatus(req, appId, group, s, Status.OnHold, false, req.version, null, now);
       return { check: { status: "error-internal" }, appStatus: REFUSAL_STATUS[d.reason] };
     }
     this.st.grant.run(Status.UpdateGranted, now, pkg.version, req.machineId, appId);

@@ -182,8 +182,6 @@ describe("events and statuses (§5.1, §5.2)", () => {
       expect(r.text).toContain('<event status="ok"></event>');
       expect((await instance(M.id)).statusName).toBe(status);
     }
-    // While installing, a check is refused as Nebraska does.
-    expect(statuses((await h.omaha(check(M))).text)).toEqual({ app: "error-updateInProgressOnInstance", updatecheck: "error-internal" });
     // Rebooted into the new version: the check carries 3/2 with the previous version.
     const done = await h.omaha(check({ ...M, version: "4230.2.0" }, "4152.2.0"));
     expect(statuses(done.text)).toEqual({ app: "ok", updatecheck: "noupdate" });
@@ -197,6 +195,23 @@ describe("events and statuses (§5.1, §5.2)", () => {
     const evs = await h.api<{ type: number; result: number; previousVersion: string | null }[]>("GET", `/api/apps/CoreOS/instances/${M.id}/events`);
     expect(evs.body.map((e) => `${e.type}/${e.result}`)).toEqual(["3/2", "3/1", "14/1", "13/1"]);
     expect(evs.body[0]!.previousVersion).toBe("4152.2.0");
+  });
+
+  test("a check in the middle of an update (its events were lost) gets the same update again, counted once", async () => {
+    h = harness();
+    await setupStable(h, { maxUpdatesPerPeriod: 1 });
+    await h.omaha(check(M));
+    await h.omaha(event(M, { type: 13, result: 1 }));
+    const again = await h.omaha(check(M));
+    expect(statuses(again.text)).toEqual({ app: "ok", updatecheck: "ok" });
+    expect((await instance(M.id)).statusName).toBe("UpdateGranted");
+    // Still the one grant of the period: another machine is held.
+    expect(statuses((await h.omaha(check({ id: "other" }))).text).app).toBe("error-maxUpdatesPerPeriodLimitReached");
+    // Past the update timeout the attempt counts as timed out and is granted anew by the policy.
+    h.now.t += 3601_000;
+    expect(statuses((await h.omaha(check(M))).text).updatecheck).toBe("ok");
+    const hist = await h.api<{ statusName: string }[]>("GET", `/api/apps/CoreOS/instances/${M.id}/status_history`);
+    expect(hist.body.map((x) => x.statusName).reverse()).toEqual(["Undefined", "UpdateGranted", "Downloading", "UpdateGranted", "UpdateGranted"]);
   });
 
   test("3/0 marks the instance failed, is logged with its code, and a later check may retry", async () => {
