@@ -1,8 +1,10 @@
 // Files written into the target root as coreos-cloudinit writes them (system.WriteFile): parents
 // created 0755, a `cloudinit-temp*` file in the same directory, chmod to the exact mode (the umask
 // does not apply), chown, then rename over the destination. A failure removes the temp file, so
-// the destination is either the old file or the whole new one, never a part.
-import { chmodSync, chownSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+// the destination is either the old file or the whole new one, never a part. No fsync, as the
+// original: this guards readers against half a file, not a power cut (a config is applied at
+// every boot, and hundreds of fsyncs would dominate applying it).
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -38,7 +40,6 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
     try {
       const bytes = typeof data === "string" ? Buffer.from(data) : data;
       for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }

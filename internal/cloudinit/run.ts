@@ -85,12 +85,11 @@ export async function runCloudinit(o: RunOptions): Promise<number> {
     failure = true;
   }
 
-  const entries = validate(userdata);
   if (o.validateOnly) {
+    const entries = validate(userdata);
     printEntries(entries, o.json, o.out);
     return entries.length > 0 ? 1 : 0;
   }
-  for (const e of entries) log.warn(formatEntry(e));
 
   let metadata: Metadata;
   try {
@@ -120,9 +119,11 @@ export async function runCloudinit(o: RunOptions): Promise<number> {
       failure = true;
       break;
     case "cloud-config": {
-      // The substituted text is what gets applied; it is checked again so that a value brought
-      // in by a substitution cannot slip past the validator.
-      const errors = validate(text).filter((e) => e.kind === "error");
+      // The substituted text is what gets applied, so that is what is validated: a value brought
+      // in by a substitution cannot slip past the validator. Line numbers are the same.
+      const entries = validate(text);
+      for (const e of entries) log.warn(formatEntry(e));
+      const errors = entries.filter((e) => e.kind === "error");
       if (errors.length > 0) {
         const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
         log.error(`cloud-config not applied, nothing was changed: ${formatEntry(errors[0]!)}${more}`);

@@ -38,7 +38,17 @@ function firstLine(message: string): string {
   return message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
 }
 
+// The validator and the reader both parse the same text in one run; the tree is read-only.
+let last: { text: string; parsed: Parsed } | undefined;
+
 export function parseTree(text: string): Parsed {
+  if (last?.text === text) return last.parsed;
+  const parsed = parse(text);
+  last = { text, parsed };
+  return parsed;
+}
+
+function parse(text: string): Parsed {
   const lc = new LineCounter();
   const src = text.replaceAll("\r", "");
   const doc = parseDocument(src, { version: "1.1", uniqueKeys: false, intAsBigInt: true, lineCounter: lc, prettyErrors: false });

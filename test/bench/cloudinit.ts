@@ -1,0 +1,104 @@
+// cloud-config benchmark (`npm run bench:cloudinit`): a generated 1,000-line cloud-config (200
+// files, 50 units, 20 users) validated and applied with `dist/coreos cloudinit --root` into a fresh
+// seeded root; and the binary's cold start for `--version`. Targets: apply under 1 s, cold start
+// under 50 ms. The apply is also timed with the 20 users alone, since each one is a real
+// `useradd` process.
+//
+// env: BENCH_RUNS=5 (applies, each into a new root), BENCH_STARTS=30 (--version runs)
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { validate } from "../../internal/cloudinit/validate.ts";
+import { seedRoot } from "../fixtures/cloudinit/root.ts";
+import { BIN, cleanup, tempDir } from "../helpers/procs.ts";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const STARTS = Number(process.env.BENCH_STARTS ?? 30);
+
+function generate(): string {
+  const l = ["#cloud-config", "hostname: bench-node", "ssh_authorized_keys:", "  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBench bench@host", "users:"];
+  for (let i = 0; i < 20; i++) {
+    l.push(`  - name: user${i}`, `    gecos: Bench User ${i}`, "    groups: [docker]", `    passwd: $6$salt${i}$hash${i}`);
+  }
+  l.push("write_files:");
+  for (let i = 0; i < 200; i++) {
+    l.push(`  - path: /etc/bench/d${i % 10}/file${i}.conf`, `    permissions: "06${i % 2 === 0 ? "44" : "00"}"`, `    content: "value ${i} on $private_ipv4\\n"`);
+  }
+  l.push("coreos:", "  update:", "    reboot_strategy: etcd-lock", "  units:");
+  for (let i = 0; i < 50; i++) {
+    l.push(`    - name: bench${i}.service`, "      enable: true", "      command: start", `      content: "[Service]\\nExecStart=/bin/echo ${i}\\n[Install]\\nWantedBy=multi-user.target\\n"`);
+  }
+  while (l.length < 1000) l.push(`# padding line ${l.length}`);
+  return `${l.join("\n")}\n`;
+}
+
+function usersOnly(full: string): string {
+  return `${full.slice(0, full.indexOf("write_files:"))}`;
+}
+
+async function timeRun(argv: string[]): Promise<{ ms: number; code: number; stderr: string }> {
+  const t0 = performance.now();
+  const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe", env: { ...process.env, COREOS_PRIVATE_IPV4: "10.0.0.1" } });
+  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  return { ms: performance.now() - t0, code, stderr };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const f = (ms: number) => `${ms.toFixed(1)} ms`;
+
+const dir = tempDir("cloudinit-bench-");
+try {
+  const text = generate();
+  const file = join(dir, "bench.yml");
+  writeFileSync(file, text);
+  const usersFile = join(dir, "users.yml");
+  writeFileSync(usersFile, usersOnly(text));
+  console.log(`config: ${text.split("\n").length - 1} lines, 200 files, 50 units, 20 users; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} (figures are wall clock)`);
+
+  // Validate in process (warm), and through the binary (with its start).
+  for (let i = 0; i < 3; i++) validate(text);
+  const inProc: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const t0 = performance.now();
+    const entries = validate(text);
+    inProc.push(performance.now() - t0);
+    if (entries.length > 0) throw new Error(`generated config does not validate: ${JSON.stringify(entries[0])}`);
+  }
+  const viaBin: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const r = await timeRun([BIN, "cloudinit", "validate", file]);
+    if (r.code !== 0) throw new Error(`validate exited ${r.code}: ${r.stderr}`);
+    viaBin.push(r.ms);
+  }
+  console.log(`validate: ${f(median(inProc))} in process (median of 10), ${f(median(viaBin))} as \`coreos cloudinit validate\` (median of ${RUNS})`);
+
+  const apply = async (cfg: string, tag: string): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const root = join(dir, `${tag}-${i}`);
+      mkdirSync(root);
+      seedRoot(root);
+      const r = await timeRun([BIN, "cloudinit", "--from-file", cfg, "--root", root]);
+      if (r.code !== 0) throw new Error(`apply exited ${r.code}: ${r.stderr.split("\n").filter((x) => / [EW] \| /.test(x) && !x.includes("skipped")).join("\n")}`);
+      out.push(r.ms);
+      process.stdout.write(`  ${tag} run ${i + 1}: ${f(r.ms)}\n`);
+    }
+    return out;
+  };
+  const all = await apply(file, "apply");
+  const users = await apply(usersFile, "users");
+  const applyMs = median(all);
+  const usersMs = median(users);
+  console.log(`apply into an empty root: ${f(applyMs)} (median of ${RUNS}, min ${f(Math.min(...all))}); target < 1000 ms: ${applyMs < 1000 ? "met" : "MISSED"}`);
+  console.log(
+    `  the 20 users alone (20 useradd processes, plus the same binary start): ${f(usersMs)} = ${((100 * usersMs) / applyMs).toFixed(0)}%${usersMs > applyMs / 2 ? " -- the useradd runs dominate" : ""}; the 50 enables are 50 \`systemctl --root\` runs`,
+  );
+
+  for (let i = 0; i < 3; i++) await timeRun([BIN, "--version"]);
+  const starts: number[] = [];
+  for (let i = 0; i < STARTS; i++) starts.push((await timeRun([BIN, "--version"])).ms);
+  const startMs = median(starts);
+  console.log(`cold start \`dist/coreos --version\`: ${f(startMs)} median of ${STARTS} (min ${f(Math.min(...starts))}); target < 50 ms: ${startMs < 50 ? "met" : "MISSED"}`);
+} finally {
+  cleanup(dir);
+}
