@@ -59,7 +59,7 @@ const COMMANDS = {
       "usr-size": s("", "size of each of USR-A and USR-B (default from --layout)"),
       "oem-size": s("", "OEM size (default from --layout)"),
       "oem-config-size": s("", "OEM-CONFIG size (default from --layout)"),
-      "sector-size": { kind: "uint", default: 512, description: "logical sector size, 512 or 4096" } as FlagDef,
+      "sector-size": { kind: "uint", default: 512, description: "logical sector size of an image file, 512 or 4096 (a device's own is used)" } as FlagDef,
       "disk-guid": s("00000000-0000-0000-0000-000000000001", "the disk GUID (images are built with this one)"),
       force: b("replace a valid GPT already on DISK"),
     },
@@ -208,7 +208,7 @@ function show(disk: string, v: Record<string, string | number | boolean>, given:
   return 0;
 }
 
-function init(disk: string, v: Record<string, string | number | boolean>): number {
+function init(disk: string, v: Record<string, string | number | boolean>, given: Set<string>): number {
   const layout = String(v.layout);
   if (!(layout in LAYOUTS)) throw new FlagError(`invalid value "${layout}" for flag -layout: want flatcar or small`);
   const base = LAYOUTS[layout as LayoutName];
@@ -224,7 +224,7 @@ function init(disk: string, v: Record<string, string | number | boolean>): numbe
       oem: opt("oem-size", base.oem),
       oemConfig: opt("oem-config-size", base.oemConfig),
     },
-    sectorSize,
+    sectorSize: given.has("sector-size") ? sectorSize : undefined,
     diskGuid: String(v["disk-guid"]),
     force: Boolean(v.force),
   });
@@ -247,7 +247,7 @@ async function runCommand(cmd: Command, args: string[]): Promise<number> {
     case "show":
       return show(one(p.positionals)!, v, given);
     case "init":
-      return init(one(p.positionals)!, v);
+      return init(one(p.positionals)!, v, given);
     case "prioritize": {
       const max = given.has("P") ? Number(v.P) : undefined;
       if (max !== undefined && (max < 1 || max > 15)) throw new FlagError(`invalid value ${max} for flag -P: must be 1-15`);

@@ -213,7 +213,7 @@ export function writeNewTable(path: string, t: Table): void {
   });
 }
 
-/** Size in bytes of the image file or block device. */
-export function deviceBytes(path: string): number {
-  return withDevice(path, false, (d) => d.bytes);
+/** Size in bytes of the image file or block device, and the device's sector size (null for a file). */
+export function deviceGeometry(path: string): { bytes: number; sectorSize: number | null } {
+  return withDevice(path, false, (d) => ({ bytes: d.bytes, sectorSize: d.sectorSize }));
 }

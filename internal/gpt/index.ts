@@ -3,7 +3,7 @@
 import { closeSync, existsSync, openSync, statSync, truncateSync } from "node:fs";
 import type { BootAttrs } from "./attrs.ts";
 import type { Partition, Table } from "./codec.ts";
-import { deviceBytes, readDisk, updateDisk, writeNewTable } from "./disk.ts";
+import { deviceGeometry, readDisk, updateDisk, writeNewTable } from "./disk.ts";
 import { coreosLayout, type LayoutSizes } from "./layout.ts";
 import { GptError } from "./errors.ts";
 import { markGoodTable, nextTable, prioritizeTable, switchTable, withAttrs, type PrioritizeOptions } from "./prio.ts";
@@ -56,6 +56,7 @@ export interface InitOptions {
   /** Size of the image in bytes; the file is created or extended to it. Default: its current size. */
   bytes?: number;
   sizes: LayoutSizes;
+  /** Default: the block device's logical sector size, 512 for an image file. */
   sectorSize?: number;
   diskGuid?: string;
   /** Write over a valid GPT already there. */
@@ -78,13 +79,17 @@ export function initDisk(path: string, o: InitOptions): Table {
     }
     if (valid) throw new GptError(`${path} already holds a valid GPT (use --force to replace it)`);
   }
-  const have = deviceBytes(path);
-  const bytes = o.bytes ?? have;
-  if (bytes > have) {
-    if (!statSync(path).isFile()) throw new GptError(`${path} holds ${have} bytes, fewer than ${bytes}`);
+  const dev = deviceGeometry(path);
+  const bytes = o.bytes ?? dev.bytes;
+  if (bytes < dev.bytes) throw new GptError(`${path} holds ${dev.bytes} bytes, more than the ${bytes} asked for`);
+  if (bytes > dev.bytes) {
+    if (!statSync(path).isFile()) throw new GptError(`${path} holds ${dev.bytes} bytes, fewer than the ${bytes} asked for`);
     truncateSync(path, bytes);
   }
-  const t = coreosLayout({ bytes, sizes: o.sizes, sectorSize: o.sectorSize, diskGuid: o.diskGuid });
+  const sectorSize = o.sectorSize ?? dev.sectorSize ?? 512;
+  if (dev.sectorSize !== null && sectorSize !== dev.sectorSize)
+    throw new GptError(`${path} has ${dev.sectorSize}-byte sectors, not ${sectorSize}`);
+  const t = coreosLayout({ bytes, sizes: o.sizes, sectorSize, diskGuid: o.diskGuid });
   writeNewTable(path, t);
   return t;
 }

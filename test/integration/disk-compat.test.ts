@@ -371,6 +371,7 @@ describe("command line", () => {
       [["prioritize", p, "-i", "x"], 2, `invalid value "x" for flag -i`],
       [["show", p, "--bogus"], 2, "flag provided but not defined: -bogus"],
       [["init", p, "--size", "64M"], 1, "already holds a valid GPT"],
+      [["init", p, "--size", "32M", "--force"], 1, "more than the 33554432 asked for"],
       [["init", join(dir, "tiny.img"), "--size", "1M", "--layout", "small"], 1, "too small for the layout"],
       [["init", join(dir, "x.img"), "--size", "64Q"], 2, "want a size like 64M"],
       [["show", join(dir, "missing.img")], 1, "cannot open"],
