@@ -315,6 +315,23 @@ describe("damage and repair", () => {
       expectSgdiskClean(p);
     });
 
+  test("two valid copies that differ (a crash between them): the primary wins and is copied", () => {
+    const p = ourImage();
+    const old = readFileSync(p);
+    ok(ours("switch", p, "-i", "4"));
+    const now = readFileSync(p);
+    const backupAt = now.length - 33 * SECTOR;
+    now.set(old.subarray(backupAt), backupAt); // the backup as it was before the switch
+    writeFileSync(p, now);
+    expect(sh(["sgdisk", "-v", p]).out).toMatch(/problem|differ|mismatch/i);
+    const shown = ours("show", p, "-i", "4", "-A");
+    expect(shown.out).toBe("0x12\n");
+    expect(shown.err).toContain("primary and backup GPT differ");
+    expect(ours("repair", p).err).toBe("repaired: primary and backup GPT differ (the primary wins)\n");
+    expectSgdiskClean(p);
+    expect(cgptVal(p, 4, "A")).toBe("0x12");
+  });
+
   test("a write on a damaged disk writes both copies", () => {
     const p = ourImage();
     const bytes = readFileSync(p);
