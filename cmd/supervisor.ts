@@ -7,7 +7,7 @@ import { SupervisorClient } from "../internal/systemd/client.ts";
 import { COMMANDS, ControlError, ControlServer, NotRunningError, supervisorSocket } from "../internal/systemd/control.ts";
 import { formatJournalLine, formatList, formatStatus } from "../internal/systemd/format.ts";
 import type { UnitCommand } from "../internal/systemd/manager.ts";
-import { enableUnitFiles, SYSTEM_UNIT_DIRS, systemDirs } from "../internal/systemd/paths.ts";
+import { disableUnitFiles, enableUnitFiles, SYSTEM_UNIT_DIRS, systemDirs } from "../internal/systemd/paths.ts";
 import { normalizeName, Supervisor } from "../internal/systemd/supervisor.ts";
 
 const USAGE = `Usage: coreos supervisor [--socket PATH] COMMAND [UNIT...]
@@ -25,8 +25,9 @@ Commands:
   journal [-n N] UNIT a unit's captured output and the supervisor's lines about it
   list                every service unit with its states
   daemon-reload       re-read unit files
-  enable [--root DIR] [--runtime] UNIT...
-                      make the [Install] links (no supervisor needed)
+  reset-failed UNIT...  forget a failed state and the start limit
+  enable|disable [--root DIR] [--runtime] UNIT...
+                      make or remove the [Install] links (no supervisor needed)
 
 The socket is --socket, else $COREOS_SUPERVISOR_SOCKET, else /run/coreos/supervisor.sock.
 `;
@@ -158,6 +159,18 @@ export async function runSupervisor(args: string[]): Promise<number> {
           for (const c of r.created) process.stderr.write(`Created symlink ${c.link} → ${c.target}.\n`);
           for (const w of r.warnings) process.stderr.write(`${w}\n`);
         }
+        return 0;
+      }
+      case "disable": {
+        if (!needUnits()) return 2;
+        for (const u of units) {
+          for (const r of disableUnitFiles(systemDirs(client.root), u, { runtime: a.runtime })) process.stderr.write(`Removed "${r}".\n`);
+        }
+        return 0;
+      }
+      case "reset-failed": {
+        if (!needUnits()) return 2;
+        for (const u of units) await client.resetFailed(u);
         return 0;
       }
       case "status": {

@@ -70,6 +70,10 @@ export class SupervisorClient implements UnitManager {
     return a.status;
   }
 
+  async resetFailed(name: string): Promise<void> {
+    await call(this.socket, { method: "reset-failed", unit: name });
+  }
+
   async list(): Promise<UnitStatus[]> {
     return (await call(this.socket, { method: "list" })).units ?? [];
   }

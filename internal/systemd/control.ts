@@ -5,6 +5,7 @@
 //   {"method":"list"}                                      -> {"ok":true,"units":[UnitStatus...]}
 //   {"method":"journal","unit":"x.service","lines":50}     -> {"ok":true,"entries":[JournalEntry...]}
 //   {"method":"daemon-reload"}                             -> {"ok":true}
+//   {"method":"reset-failed","unit":"x.service"}           -> {"ok":true}
 // A failure is {"ok":false,"error":"one line","code":"not-found"|"masked"|"bad-request"|"failed"}.
 import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
@@ -41,6 +42,7 @@ export const RequestSchema = v.variant("method", [
   v.object({ method: v.literal("list") }),
   v.object({ method: v.literal("journal"), unit: unitName, lines: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
   v.object({ method: v.literal("daemon-reload") }),
+  v.object({ method: v.literal("reset-failed"), unit: unitName }),
 ]);
 export type Request = v.InferOutput<typeof RequestSchema>;
 

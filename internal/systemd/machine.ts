@@ -144,6 +144,14 @@ export class ServiceMachine {
     return this.fx;
   }
 
+  /** `systemctl reset-failed`: a failed unit becomes inactive, results and the start limit are forgotten. */
+  resetFailed(): void {
+    if (this.state === "failed") this.state = "dead";
+    if (this.active === "inactive") this.result = "success";
+    this.restarts = 0;
+    this.starts = [];
+  }
+
   // --- jobs ---
 
   private onJob(type: JobType, id: number): void {

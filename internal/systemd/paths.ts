@@ -260,6 +260,37 @@ export function enableUnitFiles(d: UnitDirs, name: string, where: Placement, see
   return out;
 }
 
+/**
+ * `systemctl [--runtime] disable NAME`: removes the links its [Install] section (and Also=) would
+ * make, in /etc (or /run); returns the removed paths. Links made by hand elsewhere stay.
+ */
+export function disableUnitFiles(d: UnitDirs, name: string, where: Placement, seen = new Set<string>()): string[] {
+  if (seen.has(name)) return [];
+  seen.add(name);
+  const n = parseUnitName(name);
+  const frag = findFragment(d, name);
+  if (frag.state !== "found") return [];
+  const unit = parseUnit(readFileSync(frag.hostPath, "utf8")).unit;
+  const linkName = isTemplate(n) ? `${n.prefix}@${getValue(unit, "Install", "DefaultInstance") ?? ""}.${n.type}` : name;
+  const x = (v: string) => expandSpecifiers(v, linkName);
+  const configDir = where.runtime ? "/run/systemd/system" : "/etc/systemd/system";
+  const candidates = [
+    ...getWords(unit, "Install", "WantedBy").map((t) => join(configDir, `${x(t)}.wants`, linkName)),
+    ...getWords(unit, "Install", "RequiredBy").map((t) => join(configDir, `${x(t)}.requires`, linkName)),
+    ...getWords(unit, "Install", "Alias").map((a) => join(configDir, x(a))),
+  ];
+  const removed: string[] = [];
+  for (const c of candidates) {
+    const host = under(d.root, c);
+    if (lstatOrNull(host)?.isSymbolicLink()) {
+      rmSync(host, { force: true });
+      removed.push(c);
+    }
+  }
+  for (const other of getWords(unit, "Install", "Also")) removed.push(...disableUnitFiles(d, x(other), where, seen));
+  return removed;
+}
+
 /** The units a unit pulls in through `<unit>.wants/` and `.requires/` links, sorted by name. */
 export function wantedBy(d: UnitDirs, target: string, kinds: ("wants" | "requires")[] = ["wants", "requires"]): string[] {
   const names = new Set<string>();

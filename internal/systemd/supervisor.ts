@@ -165,6 +165,9 @@ export class Supervisor implements ControlHandler {
       case "daemon-reload":
         this.daemonReload();
         return { ok: true };
+      case "reset-failed":
+        this.resetFailed(req.unit);
+        return { ok: true };
     }
   }
 
@@ -253,6 +256,11 @@ export class Supervisor implements ControlHandler {
 
   journal(unit: string, lines?: number): JournalEntry[] {
     return this.runtime(normalizeName(unit)).journal.last(lines);
+  }
+
+  resetFailed(unit: string): void {
+    const rt = this.runtime(normalizeName(unit));
+    rt.machine?.resetFailed();
   }
 
   /** Re-reads every known unit; running processes keep going, the new settings apply from now on. */

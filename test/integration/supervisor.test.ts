@@ -103,6 +103,8 @@ describe("coreos supervisor serve + CLI", () => {
     expect(st.out).toContain("Active: failed (Result: exit-code)");
     expect(st.out).toContain("(code=exited, status=4/NOPERMISSION)");
     expect(st.out).toMatch(/sh\[\d+\]: failing/);
+    expect((await cli("reset-failed", "bad")).code).toBe(0);
+    expect((await cli("status", "bad")).out).toContain("Active: inactive (dead)");
     const missing = await cli("start", "nope");
     expect(missing).toMatchObject({ code: 5, err: "Failed to start nope.service: Unit nope.service not found.\n" });
     expect(await cli("status", "nope")).toMatchObject({ code: 4, err: "Unit nope.service could not be found.\n" });

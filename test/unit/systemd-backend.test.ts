@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { SupervisorClient } from "../../internal/systemd/client.ts";
-import { enableUnitFiles, systemDirs } from "../../internal/systemd/paths.ts";
+import { disableUnitFiles, enableUnitFiles, systemDirs } from "../../internal/systemd/paths.ts";
 import { pickManager } from "../../internal/systemd/pick.ts";
 import { parseShow, runProgram, SystemdManager } from "../../internal/systemd/systemctl.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
@@ -142,6 +142,30 @@ describe("our [Install] handling gives systemctl's links", () => {
       }
     });
   }
+
+  test("disable removes what systemctl disable removes", async () => {
+    const a = tempDir("coreos-dis-a-");
+    const b = tempDir("coreos-dis-b-");
+    try {
+      const files = {
+        "/etc/systemd/system/d.service": "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nRequiredBy=x.service\nAlias=d2.service\nAlso=e.service\n",
+        "/etc/systemd/system/e.service": UNIT,
+        "/etc/systemd/system/keep.service": UNIT,
+      };
+      for (const root of [a, b]) {
+        for (const [p, t] of Object.entries(files)) put(root, p, t);
+        for (const u of ["d.service", "keep.service"]) expect((await runProgram(["systemctl", `--root=${root}`, "enable", u])).code).toBe(0);
+      }
+      expect((await runProgram(["systemctl", `--root=${a}`, "disable", "d.service"])).code).toBe(0);
+      const removed = disableUnitFiles(systemDirs(b), "d.service", { runtime: false });
+      expect(removed.length).toBe(4);
+      expect(links(b)).toEqual(links(a));
+      expect(Object.keys(links(b))).toEqual(["/etc/systemd/system/multi-user.target.wants/keep.service"]);
+    } finally {
+      cleanup(a);
+      cleanup(b);
+    }
+  });
 
   test("no [Install] section: nothing linked, a warning like systemctl's", () =>
     withRoot(async (root) => {

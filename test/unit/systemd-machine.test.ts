@@ -267,6 +267,22 @@ describe("restart policies", () => {
     expect(r.notes).toContain("Start request repeated too quickly.");
   });
 
+  test("reset-failed clears the failed state, the result and the start limit", () => {
+    const r = rig("ExecStart=/bin/crash\nRestart=on-failure\nRestartSec=1", "StartLimitBurst=1");
+    r.job("start");
+    r.exit(r.last(), fail);
+    r.fire();
+    expect(r.m.result).toBe("start-limit-hit");
+    const refused = r.job("start");
+    expect(r.done.get(refused)).toBe("failed");
+    r.m.resetFailed();
+    expect(r.state()).toBe("inactive dead");
+    expect(r.m.restarts).toBe(0);
+    const again = r.job("start");
+    expect(r.done.get(again)).toBe("done");
+    expect(r.state()).toBe("active running");
+  });
+
   test("the start limit forgets starts older than the interval", () => {
     const r = rig("ExecStart=/bin/crash\nRestart=on-failure\nRestartSec=20", "StartLimitBurst=2\nStartLimitIntervalSec=30");
     r.job("start");
