@@ -67,7 +67,7 @@ const COMMANDS = {
   prioritize: {
     args: "DISK -i N | PARTITION",
     about: "give USR partition -i N the top priority and renumber the others (cgpt prioritize)",
-    flags: { i: u("partition number"), P: u("highest priority to assign (default: number of groups)"), f: b("move the whole priority group of -i N") },
+    flags: { i: u("partition number"), P: u("highest priority to assign (0 or unset: the number of priority groups, at most 15)"), f: b("move the whole priority group of -i N") },
   },
   switch: {
     args: "DISK -i N | PARTITION",
@@ -249,8 +249,8 @@ async function runCommand(cmd: Command, args: string[]): Promise<number> {
     case "init":
       return init(one(p.positionals)!, v, given);
     case "prioritize": {
-      const max = given.has("P") ? Number(v.P) : undefined;
-      if (max !== undefined && (max < 1 || max > 15)) throw new FlagError(`invalid value ${max} for flag -P: must be 1-15`);
+      // cgpt's -P 0 means "not given" too.
+      const max = Number(v.P) === 0 ? undefined : nibble("P", Number(v.P));
       const t = slot(one(p.positionals)!, given, i);
       prioritize(t.disk, t.number, { maxPriority: max, friends: Boolean(v.f) });
       return 0;
