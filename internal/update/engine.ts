@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import * as gpt from "../gpt/index.ts";
+import type { ConsolaInstance } from "consola";
 import { logger } from "../log/log.ts";
 import {
   buildRequest,
@@ -36,8 +37,6 @@ import {
   type Rand,
 } from "./schedule.ts";
 import type { Status } from "./status.ts";
-
-const log = logger("update_engine");
 
 /** Where the payload goes: the byte range of a partition on a disk (image file or device). */
 export interface InstallTarget {
@@ -79,6 +78,8 @@ export interface EngineOptions {
   periodicChecks: boolean;
   now?: () => number;
   fetch?: typeof fetch;
+  /** Default: the "update_engine" tag of internal/log. */
+  log?: ConsolaInstance;
 }
 
 const OMAHA_TIMEOUT_MS = 60_000;
@@ -99,8 +100,10 @@ export class Engine {
   private published: { status: Status; at: number } | null = null;
   private readonly now: () => number;
   private readonly fetch: typeof fetch;
+  private readonly log: ConsolaInstance;
 
   constructor(private readonly o: EngineOptions) {
+    this.log = o.log ?? logger("update_engine");
     this.prefs = new Prefs(o.paths.prefsDir);
     const flags: ErrorFlag[] = [];
     if (o.host.devMode) flags.push(ErrorFlag.TestImage);
@@ -125,12 +128,12 @@ export class Engine {
     if (this.prefs.get(Pref.AlephVersion) === null) this.prefs.set(Pref.AlephVersion, this.o.host.version);
     const prev = this.prefs.get(Pref.PreviousVersion);
     if (prev !== null && prev !== "" && prev === this.o.host.version) {
-      log.warn(`rollback detected: still running ${prev} after an update; the next check reports it (error ${ErrorCode.RollbackError})`);
+      this.log.warn(`rollback detected: still running ${prev} after an update; the next check reports it (error ${ErrorCode.RollbackError})`);
     }
-    log.info(`running ${this.o.host.version} (${this.o.host.group}), server ${this.o.host.server}, state ${operation(this.state.stage)}`);
+    this.log.info(`running ${this.o.host.version} (${this.o.host.group}), server ${this.o.host.server}, state ${operation(this.state.stage)}`);
     this.markGoodTimer = setTimeout(() => this.markGood(), this.o.markGoodDelayMs);
     if (this.o.periodicChecks) this.arm(firstCheck(this.o.rand));
-    else log.info("periodic update checks are off (test image)");
+    else this.log.info("periodic update checks are off (test image)");
   }
 
   async stop(): Promise<void> {
@@ -138,6 +141,11 @@ export class Engine {
     if (this.checkTimer) clearTimeout(this.checkTimer);
     if (this.markGoodTimer) clearTimeout(this.markGoodTimer);
     this.checkTimer = this.markGoodTimer = null;
+    await this.settled();
+  }
+
+  /** Resolves once every effect queued so far has been performed. */
+  async settled(): Promise<void> {
     if (this.pumping) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
@@ -145,10 +153,10 @@ export class Engine {
   async attemptUpdate(): Promise<void> {
     const op = operation(this.state.stage);
     if (this.state.stage.kind !== "idle" && this.state.stage.kind !== "need-reboot") {
-      log.info(`update check requested while ${op}: ignored`);
+      this.log.info(`update check requested while ${op}: ignored`);
       return;
     }
-    log.info("update check requested");
+    this.log.info("update check requested");
     this.feed({ type: "check", interactive: true });
   }
 
@@ -179,7 +187,7 @@ export class Engine {
         try {
           next = await this.perform(e);
         } catch (err) {
-          log.error(`${e.type}: ${(err as Error).message}`);
+          this.log.error(`${e.type}: ${(err as Error).message}`);
           next = null;
         }
         if (next) {
@@ -204,7 +212,7 @@ export class Engine {
       const moved = Math.abs(s.progress - p.status.progress);
       if (moved === 0 || (moved < 0.01 && s.progress < 1 && t - p.at < 10_000)) return;
     }
-    if (!p || p.status.current_operation !== s.current_operation) log.info(`status ${s.current_operation}`);
+    if (!p || p.status.current_operation !== s.current_operation) this.log.info(`status ${s.current_operation}`);
     this.published = { status: s, at: t };
     for (const f of this.listeners) f(s);
   }
@@ -214,7 +222,7 @@ export class Engine {
       case "send-check":
         return this.check(e.interactive);
       case "send-ping":
-        await this.post({ kind: "ping" }, false).catch((err: Error) => log.warn(`ping: ${err.message}`));
+        await this.post({ kind: "ping" }, false).catch((err: Error) => this.log.warn(`ping: ${err.message}`));
         return { type: "pinged" };
       case "send-event":
         await this.sendEvent(e.event);
@@ -231,7 +239,7 @@ export class Engine {
         return null;
       case "clear-reboot-marker":
         rmSync(this.o.paths.rebootMarker, { force: true });
-        log.info("status reset to idle; the partition table still boots the new slot (prioritize the running partition to undo)");
+        this.log.info("status reset to idle; the partition table still boots the new slot (prioritize the running partition to undo)");
         return null;
       case "schedule":
         if (this.o.periodicChecks) this.arm(nextCheck(this.lastInterval, e.hint, this.o.rand));
@@ -243,7 +251,7 @@ export class Engine {
     this.lastInterval = n.interval;
     if (this.checkTimer) clearTimeout(this.checkTimer);
     const why = n.reason === "backoff" ? "backing off after a server error" : n.reason === "poll-interval" ? "server's PollInterval" : n.reason;
-    log.info(`next update check in ${n.delay}s (interval ${n.interval}s ±${n.fuzz / 2}s, ${why})`);
+    this.log.info(`next update check in ${n.delay}s (interval ${n.interval}s ±${n.fuzz / 2}s, ${why})`);
     this.checkTimer = setTimeout(() => {
       this.checkTimer = null;
       this.feed({ type: "check", interactive: false });
@@ -288,10 +296,10 @@ export class Engine {
     const what = `event ${ev.type}/${ev.result} (${eventTypeName(ev.type)}/${eventResultName(ev.result)}${ev.errorCode !== undefined ? `, ${ev.errorCode} ${decodeErrorCode(ev.errorCode).name}` : ""})`;
     try {
       const r = await this.post({ kind: "event", event: ev }, false);
-      log.info(`${what} sent, HTTP ${r.status}`);
+      this.log.info(`${what} sent, HTTP ${r.status}`);
     } catch (err) {
       // Events are best effort: the attempt goes on either way.
-      log.warn(`${what} not delivered: ${(err as Error).message}`);
+      this.log.warn(`${what} not delivered: ${(err as Error).message}`);
     }
   }
 
@@ -309,7 +317,7 @@ export class Engine {
     } catch (err) {
       // No answer at all: libcurl reports HTTP code 0.
       outcome = interpretCheckReply(0, "");
-      log.warn(`update check failed: ${(err as Error).message}`);
+      this.log.warn(`update check failed: ${(err as Error).message}`);
     }
     // The previous-version event went out (or was tried) once; later checks send "".
     this.prefs.set(Pref.PreviousVersion, "");
@@ -318,15 +326,15 @@ export class Engine {
       const backoff = forResponse(this.loadBackoff(), offer.sha256);
       this.saveBackoff(backoff);
       if (shouldBackoff(backoff, this.now(), { disabled: offer.disablePayloadBackoff, delta: offer.isDeltaPayload, devMode: this.o.host.devMode })) {
-        log.info(`update ${offer.version} found, but downloads back off until ${new Date(backoff.backoffExpiry * 1000).toISOString()}`);
+        this.log.info(`update ${offer.version} found, but downloads back off until ${new Date(backoff.backoffExpiry * 1000).toISOString()}`);
         outcome = { kind: "error", code: ErrorCode.OmahaUpdateDeferredForBackoff, message: "payload backoff", pollInterval: outcome.pollInterval };
       } else {
-        log.info(`update available: ${offer.version}, ${offer.size} bytes from ${offer.urls[backoff.urlIndex % offer.urls.length]}`);
+        this.log.info(`update available: ${offer.version}, ${offer.size} bytes from ${offer.urls[backoff.urlIndex % offer.urls.length]}`);
       }
     } else if (outcome.kind === "noupdate") {
-      log.info("no update");
+      this.log.info("no update");
     } else {
-      log.warn(`update check: error ${outcome.code} (${decodeErrorCode(outcome.code).name}): ${outcome.message}`);
+      this.log.warn(`update check: error ${outcome.code} (${decodeErrorCode(outcome.code).name}): ${outcome.message}`);
     }
     return { type: "checked", outcome, httpStatus: status, now: this.now() };
   }
@@ -374,19 +382,19 @@ export class Engine {
     this.markGoodDone = true;
     if (this.markGoodTimer) clearTimeout(this.markGoodTimer);
     if (this.state.stage.kind === "need-reboot") {
-      log.info("an update waits for a reboot: the running partition is not marked good");
+      this.log.info("an update waits for a reboot: the running partition is not marked good");
       return;
     }
     try {
       const s = this.slots();
       if (typeof s === "string") {
-        log.warn(`not marking the running partition good: ${s}`);
+        this.log.warn(`not marking the running partition good: ${s}`);
         return;
       }
       gpt.markGood(s.disk, s.running.number);
-      log.info(`marked ${s.disk} partition ${s.running.number} (${s.running.label}) good`);
+      this.log.info(`marked ${s.disk} partition ${s.running.number} (${s.running.label}) good`);
     } catch (err) {
-      log.error(`marking the running partition good failed: ${(err as Error).message}`);
+      this.log.error(`marking the running partition good failed: ${(err as Error).message}`);
     }
   }
 
@@ -399,7 +407,7 @@ export class Engine {
       }
     })();
     if (typeof slots === "string") {
-      log.error(`cannot install: ${slots}`);
+      this.log.error(`cannot install: ${slots}`);
       return { type: "failed", code: ErrorCode.InstallDeviceOpenError, resumed: false };
     }
     const t = gpt.readDisk(slots.disk);
@@ -415,9 +423,9 @@ export class Engine {
     try {
       publicKeyPem = readFileSync(this.o.paths.publicKey, "utf8");
     } catch {
-      log.warn(`${this.o.paths.publicKey} missing: the payload signature is not checked`);
+      this.log.warn(`${this.o.paths.publicKey} missing: the payload signature is not checked`);
     }
-    log.info(`downloading ${offer.urls[backoff.urlIndex % offer.urls.length]} onto ${slots.disk} partition ${slots.passive.number} (${slots.passive.label})${resumed ? ", resuming" : ""}`);
+    this.log.info(`downloading ${offer.urls[backoff.urlIndex % offer.urls.length]} onto ${slots.disk} partition ${slots.passive.number} (${slots.passive.label})${resumed ? ", resuming" : ""}`);
     try {
       await this.o.install({
         url,
@@ -435,10 +443,10 @@ export class Engine {
       });
     } catch (err) {
       const code = typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : ErrorCode.DownloadTransferError;
-      log.error(`update failed: error ${code} (${decodeErrorCode(code).name}): ${(err as Error).message}`);
+      this.log.error(`update failed: error ${code} (${decodeErrorCode(code).name}): ${(err as Error).message}`);
       return { type: "failed", code, resumed };
     }
-    log.info(`payload ${offer.version} written and verified on partition ${slots.passive.number}`);
+    this.log.info(`payload ${offer.version} written and verified on partition ${slots.passive.number}`);
     return { type: "downloaded" };
   }
 
@@ -457,9 +465,9 @@ export class Engine {
       const s = this.slots();
       if (typeof s === "string") throw new Error(s);
       gpt.switchTo(s.disk, s.passive.number);
-      log.info(`partition ${s.passive.number} (${s.passive.label}) boots next: priority top, tries 1, not yet successful`);
+      this.log.info(`partition ${s.passive.number} (${s.passive.label}) boots next: priority top, tries 1, not yet successful`);
     } catch (err) {
-      log.error(`switching to the new partition failed: ${(err as Error).message}`);
+      this.log.error(`switching to the new partition failed: ${(err as Error).message}`);
       return { type: "failed", code: ErrorCode.PostinstallRunnerError, resumed: false };
     }
     this.prefs.set(Pref.PreviousVersion, this.o.host.version);
@@ -468,10 +476,10 @@ export class Engine {
         mkdirSync(dirname(f), { recursive: true });
         writeFileSync(f, "");
       } catch (err) {
-        log.warn(`${f}: ${(err as Error).message}`);
+        this.log.warn(`${f}: ${(err as Error).message}`);
       }
     }
-    log.info(`update to ${offer.version} complete; reboot to use it`);
+    this.log.info(`update to ${offer.version} complete; reboot to use it`);
     return { type: "finalized" };
   }
 }

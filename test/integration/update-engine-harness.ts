@@ -197,11 +197,11 @@ export interface Daemon {
 }
 
 /** update_engine as a real process on this root and disk; resolves once its control socket answers. */
-export async function startDaemon(o: { root: string; disk: string; usrPartition: string; extra?: string[] }): Promise<Daemon> {
+export async function startDaemon(o: { root: string; disk: string; usrPartition: string; extra?: string[]; env?: Record<string, string> }): Promise<Daemon> {
   const socket = join(o.root, "run/update-engine/control.sock");
   const proc = Bun.spawn(
-    [...COREOS, "update-engine", "daemon", "--root-dir", o.root, "--disk", o.disk, "--usr-partition", o.usrPartition, "--control-socket", socket, "--dbus=false", ...(o.extra ?? [])],
-    { env: { ...process.env, ...NO_BUS, COREOS_LOG_LEVEL: "3" }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    [...COREOS, "update-engine", "daemon", "--root-dir", o.root, "--disk", o.disk, "--usr-partition", o.usrPartition, "--control-socket", socket, ...(o.extra ?? [])],
+    { env: { ...process.env, ...NO_BUS, COREOS_LOG_LEVEL: "3", ...o.env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
   let err = "";
   const decoder = new TextDecoder();

@@ -7,7 +7,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, copyFileSync, cpSync, existsSync, openSync, readSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { partitionRange, readDisk } from "../../internal/gpt/index.ts";
+import { subscribeUpdate1 } from "../../internal/dbus/update1.ts";
+import type { Status } from "../../internal/update/status.ts";
 import { cleanup, freePort, tempDir } from "../helpers/procs.ts";
+import { startBus } from "./dbus-daemon.ts";
 import {
   attrs,
   client,
@@ -197,4 +200,45 @@ describe("update_engine end to end", () => {
     expect(none.code).toBe(2);
     expect(none.err).toBe("no action given: one of -reset_status, -status, -check_for_update, -update, -watch_for_updates\n");
   });
+
+  test("com.coreos.update1 on the system bus: GetStatus, AttemptUpdate, StatusUpdate signals, ResetStatus", async () => {
+    const bus = await startBus();
+    const r = join(dir, "root-dbus");
+    const dk = join(dir, "disk-dbus.img");
+    makeRoot(r, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
+    makeDisk(dk);
+    const d = await startDaemon({ root: r, disk: dk, usrPartition: "3", env: bus.env });
+    daemons.push(d);
+    const seen: Status[] = [];
+    const sub = await subscribeUpdate1((s) => seen.push(s), {}, bus.env);
+    try {
+      await until("the daemon on the bus", () => d.stderr().includes("serving com.coreos.update1"));
+      const send = async (member: string) => {
+        const p = Bun.spawn(["dbus-send", "--system", "--print-reply", "--reply-timeout=5000", "--dest=com.coreos.update1", "/com/coreos/update1", `com.coreos.update1.Manager.${member}`], {
+          env: { ...process.env, ...bus.env },
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+        return { out, err, code };
+      };
+      const g = await send("GetStatus");
+      expect(g.code).toBe(0);
+      expect(g.out.split("\n").slice(1).map((l) => l.trim()).filter(Boolean)).toEqual(["int64 0", "double 0", 'string "UPDATE_STATUS_IDLE"', 'string "0.0.0"', "int64 0"]);
+      server.reply = { kind: "update", version: "2.0.0", payload };
+      expect((await send("AttemptUpdate")).code).toBe(0);
+      await until("the update over D-Bus", () => seen.some((s) => s.current_operation === "UPDATE_STATUS_UPDATED_NEED_REBOOT"));
+      const ops = [...new Set(seen.map((s) => s.current_operation))];
+      expect(ops).toEqual(expect.arrayContaining(["UPDATE_STATUS_CHECKING_FOR_UPDATE", "UPDATE_STATUS_DOWNLOADING", "UPDATE_STATUS_FINALIZING", "UPDATE_STATUS_UPDATED_NEED_REBOOT"]));
+      expect(seen.at(-1)).toMatchObject({ progress: 1, new_version: "2.0.0", new_size: payload.size });
+      const reset = await send("ResetStatus");
+      expect(reset.code).toBe(0);
+      expect(reset.out).toContain("boolean true");
+      await until("idle after the reset", () => seen.at(-1)!.current_operation === "UPDATE_STATUS_IDLE");
+    } finally {
+      sub?.close();
+      await d.stop();
+      await bus.stop();
+    }
+  }, 30000);
 });
