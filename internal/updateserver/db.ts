@@ -115,6 +115,7 @@ CREATE TABLE activity (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX activity_time ON activity (created_at);
+CREATE INDEX activity_group ON activity (group_id, version, class);
 CREATE TABLE token (
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL,

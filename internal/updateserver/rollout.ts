@@ -95,6 +95,7 @@ export class Rollout {
     disableGroup: Statement;
     dropTimedOut: Statement;
     completedCount: Statement;
+    logged: Statement;
   };
 
   constructor(private readonly store: Store) {
@@ -135,6 +136,7 @@ export class Rollout {
         "UPDATE instance_app SET update_in_progress = 0, status = 3 WHERE group_id = ? AND update_in_progress = 1 AND last_update_granted_ts <= ? RETURNING instance_id, app_id, last_update_version",
       ),
       completedCount: db.prepare("SELECT count(*) AS n FROM instance_app WHERE group_id = ? AND status = 4 AND last_update_version = ?"),
+      logged: db.prepare("SELECT 1 FROM activity WHERE group_id = ? AND version = ? AND class = ? LIMIT 1"),
     };
   }
 
@@ -242,6 +244,8 @@ export class Rollout {
     if ((this.st.offTarget.get(group.id, target) as { n: number }).n > 0) return;
     this.st.setRollout.run(0, group.id);
     this.store.changed();
+    // Machines that check in one by one would otherwise "finish" the rollout once each.
+    if (this.st.logged.get(group.id, target, ActivityClass.RolloutFinished)) return;
     this.store.activity({
       appId,
       groupId: group.id,
@@ -292,6 +296,8 @@ export class Rollout {
     if (!group.rolloutInProgress) {
       this.st.setRollout.run(1, group.id);
       this.store.changed();
+    }
+    if (!group.rolloutInProgress && !this.st.logged.get(group.id, pkg.version, ActivityClass.RolloutStarted)) {
       this.store.activity({
         appId,
         groupId: group.id,
