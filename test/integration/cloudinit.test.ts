@@ -1,13 +1,16 @@
 // coreos-cloudinit end to end: the binary applying the documentation-style example into a seeded
 // root (exact contents, modes, owners; users made by the real useradd), idempotence, bad input
 // that changes nothing, the validator's command line, and every datasource served from 127.0.0.1.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { Server } from "bun";
 import { seedRoot, snapshot } from "../fixtures/cloudinit/root.ts";
 import { BIN, cleanup, DIST, freePort, tempDir } from "../helpers/procs.ts";
+
+// Each test runs the binary a few times; on a loaded 2-core CI machine that is seconds, not ms.
+setDefaultTimeout(60_000);
 
 const EXAMPLE = join(import.meta.dir, "../fixtures/cloudinit/example.yml");
 const CMD = process.env.COREOS_CMD ? [...process.env.COREOS_CMD.split(" "), "cloudinit"] : [join(DIST, "coreos-cloudinit")];
@@ -338,6 +341,22 @@ describe("datasources", () => {
         // The availability check gets through; the next two fetches find the server busy.
         if (p === "/flaky.yml") return ++flaky === 2 || flaky === 3 ? new Response("busy", { status: 503 }) : ok(CC);
         if (p === "/cmdline.yml") return ok(CC.replace("from-userdata", "from-cmdline"));
+        if (p === "/packet/") return ok("ok");
+        if (p === "/packet/userdata") return ok(CC);
+        if (p === "/packet/metadata") {
+          return Response.json({
+            hostname: "packet-host",
+            ssh_keys: ["ssh-rsa AAAApacket p"],
+            network: {
+              addresses: [
+                { address: "147.75.0.2", address_family: 4, public: true },
+                { address: "10.80.0.2", address_family: 4, public: false },
+                { address: "2604:1380::2", address_family: 6, public: true },
+              ],
+            },
+          });
+        }
+        if (p === "/keys.json") return Response.json([{ id: 1, key: "ssh-rsa AAAAimported one" }, { id: 2, key: "ssh-ed25519 AAAAimported two" }]);
         return new Response("not found", { status: 404 });
       },
     });
@@ -393,6 +412,42 @@ describe("datasources", () => {
     const r = await cloudinit(["--from-proc-cmdline", "--proc-cmdline", cmdline, "--root", root]);
     expect(r.code).toBe(0);
     expect(read(root, "etc/hostname")).toBe("from-cmdline\n");
+  });
+
+  test("packet: userdata and metadata (keys, addresses by family and scope)", async () => {
+    const root = newRoot("packet");
+    const r = await cloudinit(["--from-packet-metadata", `${base}/packet/`, "--root", root]);
+    expect(r.code).toBe(0);
+    expect(read(root, "etc/where")).toBe("10.80.0.2 147.75.0.2");
+    expect(core(root)).toBe("ssh-rsa AAAApacket p\n");
+    expect(read(root, "etc/environment")).toContain("COREOS_PUBLIC_IPV6=2604:1380::2\n");
+  });
+
+  test("waagent: CustomData once provisioned, addresses from SharedConfig.xml", async () => {
+    const root = newRoot("waagent");
+    const agent = join(dir, "waagent-dir");
+    mkdirSync(agent);
+    writeFileSync(join(agent, "CustomData"), CC);
+    writeFileSync(
+      join(agent, "SharedConfig.xml"),
+      '<?xml version="1.0"?><SharedConfig version="1.0.0.0"><Instances><Instance id="vm0" address="10.0.0.4"><InputEndpoints><Endpoint name="ssh" loadBalancedPublicAddress="40.1.2.3:22" protocol="tcp"/></InputEndpoints></Instance></Instances></SharedConfig>',
+    );
+    const early = await cloudinit(["--from-waagent", agent, "--root", root, "--datasource-timeout", "300ms"]);
+    expect(early.code).toBe(1);
+    writeFileSync(join(agent, "provisioned"), "");
+    const r = await cloudinit(["--from-waagent", agent, "--root", root]);
+    expect(r.code).toBe(0);
+    expect(read(root, "etc/where")).toBe("10.0.0.4 40.1.2.3");
+  });
+
+  test("users: coreos-ssh-import-url fetches a key list (deprecated, still applied)", async () => {
+    const root = newRoot("import-url");
+    const file = join(dir, "import.yml");
+    writeFileSync(file, `#cloud-config\nusers:\n  - name: core\n    coreos-ssh-import-url: ${base}/keys.json\n`);
+    const r = await cloudinit(["--from-file", file, "--root", root]);
+    expect(r.code).toBe(0);
+    expect(read(root, "home/core/.ssh/authorized_keys.d/coreos-cloudinit-core")).toBe("ssh-rsa AAAAimported one\nssh-ed25519 AAAAimported two\n");
+    expect(problems(r).some((l) => l.includes('deprecated key "coreos_ssh_import_url"'))).toBe(true);
   });
 
   test("configdrive: openstack/latest user_data and meta_data.json", async () => {

@@ -7,10 +7,11 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { applyCloudConfig, ApplyError, builtinUnits, processUnits } from "../../internal/cloudinit/apply.ts";
 import { ConfigError, goFloat, readConfig, type Unit } from "../../internal/cloudinit/config.ts";
-import { findCloudConfigURL, selectDatasource, type Datasource } from "../../internal/cloudinit/datasource.ts";
+import { fileSource, findCloudConfigURL, selectDatasource, type Datasource } from "../../internal/cloudinit/datasource.ts";
 import { decodeContent, DecodeError } from "../../internal/cloudinit/encoding.ts";
 import { emptyMetadata, mergeEnvContents, substitute, substitutions } from "../../internal/cloudinit/environment.ts";
 import { writeFileAtomic } from "../../internal/cloudinit/files.ts";
+import { runCloudinit } from "../../internal/cloudinit/run.ts";
 import { dropInContents, oemRelease, updateConf } from "../../internal/cloudinit/generated.ts";
 import { logger } from "../../internal/log/log.ts";
 import type { Placement, UnitCommand, UnitManager, UnitStatus } from "../../internal/systemd/manager.ts";
@@ -279,6 +280,46 @@ describe("applying into a root", () => {
       cleanup(root);
     }
   }, 30_000);
+});
+
+describe("script user-data on a running host", () => {
+  test("saved 0744 in the workspace, run once as a unit through the manager, its name kept", async () => {
+    const ws = tempDir("cloudinit-ws-");
+    const script = join(ws, "user-data");
+    try {
+      writeFileSync(script, "#!/bin/bash\necho $private_ipv4\n");
+      const m = new RecordingManager();
+      const code = await runCloudinit({
+        sources: [fileSource(script)],
+        budgetMs: 1000,
+        validateOnly: false,
+        json: false,
+        ignoreFailure: false,
+        root: "/",
+        workspace: join(ws, "var"),
+        sshKeyName: "coreos-cloudinit",
+        manager: () => m,
+        env: { COREOS_PRIVATE_IPV4: "10.2.3.4" },
+        log,
+        out: () => undefined,
+      });
+      expect(code).toBe(0);
+      const saved = readdirSync(join(ws, "var/scripts")).filter((f) => f !== "unit-name");
+      expect(saved).toHaveLength(1);
+      const path = join(ws, "var/scripts", saved[0]!);
+      expect(readFileSync(path, "utf8")).toBe("#!/bin/bash\necho 10.2.3.4\n");
+      expect(statSync(path).mode & 0o777).toBe(0o744);
+      const unit = `coreos-cloudinit-${saved[0]}.service`;
+      expect(readFileSync(join(ws, "var/scripts/unit-name"), "utf8")).toBe(unit);
+      expect(m.calls).toEqual([
+        `write ${unit} runtime=true ${JSON.stringify(`[Unit]\nDescription=Unit generated and executed by coreos-cloudinit on behalf of user\n\n[Service]\nType=oneshot\nExecStart=/bin/bash ${path}\n`)}`,
+        "daemon-reload",
+        `start ${unit}`,
+      ]);
+    } finally {
+      cleanup(ws);
+    }
+  });
 });
 
 describe("datasources", () => {
