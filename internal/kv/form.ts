@@ -13,6 +13,11 @@ const encoder = new TextEncoder();
 /** Go's url.QueryUnescape (`+` is a space), or with `path` its PathUnescape (`+` stays). */
 export function queryUnescape(s: string, path = false): string {
   if (!s.includes("%") && (path || !s.includes("+"))) return s;
+  try {
+    return decodeURIComponent(path ? s : s.replaceAll("+", " "));
+  } catch {
+    // a bad escape (Go's error text below) or bytes that are not UTF-8 (Go keeps them; we decode them to U+FFFD)
+  }
   const bytes: number[] = [];
   for (let i = 0; i < s.length; ) {
     const c = s.charCodeAt(i);

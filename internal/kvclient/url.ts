@@ -76,12 +76,34 @@ export function canonicalURLPath(p: string): string {
 }
 
 const UNRESERVED = /[A-Za-z0-9\-_.~]/;
+// encodeURIComponent leaves these five unescaped where Go escapes them.
+const JS_ONLY_UNRESERVED = /[!'()*]/g;
+const PATH_KEPT = /%(24|26|2B|2C|2F|3A|3B|3D|40)/g; // $&+,/:;=@
 
-function escapeBytes(s: string, keep: (c: string) => boolean, spacePlus: boolean): string {
+/**
+ * The byte loop is Go's algorithm; encodeURIComponent plus three fix-ups gives the same bytes
+ * several times faster (every escaped triplet starts with its own %, so the replacements cannot
+ * straddle two). Strings it refuses (lone surrogates) take the loop, which writes them as U+FFFD.
+ */
+function escapeBytes(s: string, keepPathChars: boolean, spacePlus: boolean): string {
+  let out: string;
+  try {
+    out = encodeURIComponent(s);
+  } catch {
+    return escapeLoop(s, keepPathChars, spacePlus);
+  }
+  out = out.replace(JS_ONLY_UNRESERVED, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  if (spacePlus) out = out.replaceAll("%20", "+");
+  if (keepPathChars) out = out.replace(PATH_KEPT, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  return out;
+}
+
+/** Go's byte loop itself: the fallback, and the reference the fast path is tested against. */
+export function escapeLoop(s: string, keepPathChars: boolean, spacePlus: boolean): string {
   let out = "";
   for (const b of new TextEncoder().encode(s)) {
     const c = String.fromCharCode(b);
-    if (b < 0x80 && (UNRESERVED.test(c) || keep(c))) out += c;
+    if (b < 0x80 && (UNRESERVED.test(c) || (keepPathChars && "$&+,/:;=@".includes(c)))) out += c;
     else if (spacePlus && c === " ") out += "+";
     else out += `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
   }
@@ -90,12 +112,12 @@ function escapeBytes(s: string, keep: (c: string) => boolean, spacePlus: boolean
 
 /** Go's url.PathEscape rules for URL.String(): sub-delims of a path stay readable. */
 export function escapePath(p: string): string {
-  return escapeBytes(p, (c) => "$&+,/:;=@".includes(c), false);
+  return escapeBytes(p, true, false);
 }
 
 /** Go's url.QueryEscape. */
 export function queryEscape(s: string): string {
-  return escapeBytes(s, () => false, true);
+  return escapeBytes(s, false, true);
 }
 
 /** Go's url.Values.Encode: keys sorted, each pair query-escaped. */

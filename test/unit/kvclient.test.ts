@@ -14,6 +14,9 @@ import {
   type WatchItem,
 } from "../../internal/kvclient/index.ts";
 import { validatePeerURLs } from "../../internal/kvclient/members.ts";
+import { escapeLoop, escapePath, queryEscape } from "../../internal/kvclient/url.ts";
+import { queryUnescape } from "../../internal/kv/form.ts";
+import { Prng } from "../sim/prng.ts";
 import { join } from "node:path";
 import { cleanup, freePort, tempDir } from "../helpers/procs.ts";
 
@@ -368,4 +371,16 @@ describe("autoSync", () => {
     ac.abort();
     await loop;
   });
+});
+
+test("escaping: the fast path gives Go's bytes for any string, and the server's unescape inverts it", () => {
+  const rng = new Prng(7);
+  for (let i = 0; i < 5000; i++) {
+    let s = "";
+    for (let n = rng.int(12); n > 0; n--) s += String.fromCharCode(rng.chance(0.7) ? 32 + rng.int(95) : rng.int(0x10000));
+    expect(queryEscape(s)).toBe(escapeLoop(s, false, true));
+    expect(escapePath(s)).toBe(escapeLoop(s, true, false));
+    // lone surrogates travel as U+FFFD, as Go's UTF-8 conversion writes them
+    expect(queryUnescape(queryEscape(s))).toBe(new TextDecoder().decode(new TextEncoder().encode(s)));
+  }
 });
