@@ -71,7 +71,7 @@ const StatusSchema = v.object({
   lastExit: v.optional(v.object({ pid: v.optional(v.number()), status: v.string() })),
   since: v.optional(v.number()),
   enabled: v.optional(v.string()),
-});
+}) satisfies v.GenericSchema<unknown, UnitStatus>;
 
 const EntrySchema = v.object({ time: v.number(), ident: v.string(), pid: v.number(), message: v.string() });
 
@@ -226,4 +226,3 @@ export async function call(path: string, req: Request): Promise<Extract<Answer, 
   return r.output;
 }
 
-export type { UnitStatus };

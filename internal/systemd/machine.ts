@@ -3,7 +3,7 @@
 // processes, clocks or timers here: the supervisor executes the effects and feeds back events, and
 // tests step it by hand.
 import type { ActiveState } from "./manager.ts";
-import { SIGNALS, type ExecCommand, type ExecKind, type ServiceDef } from "./service.ts";
+import { type ExecCommand, type ExecKind, type ServiceDef } from "./service.ts";
 import type { JobResult } from "./control.ts";
 
 export type SubState =
@@ -596,7 +596,3 @@ export class ServiceMachine {
   }
 }
 
-/** A signal's number for messages ("signal=TERM" is what systemd prints; tests and status use names). */
-export function signalNumber(name: string): number | undefined {
-  return SIGNALS[name.replace(/^SIG/, "")];
-}

@@ -191,16 +191,6 @@ export function getWords(unit: UnitFile, sectionName: string, key: string): stri
   return out;
 }
 
-/** Appends an assignment, creating the section when missing (for building units in code). */
-export function addEntry(unit: UnitFile, sectionName: string, key: string, value: string): void {
-  let s = section(unit, sectionName);
-  if (!s) {
-    s = { name: sectionName, entries: [] };
-    unit.sections.push(s);
-  }
-  s.entries.push({ key, value, line: 0 });
-}
-
 const BOOL_TRUE = new Set(["1", "yes", "y", "true", "t", "on"]);
 const BOOL_FALSE = new Set(["0", "no", "n", "false", "f", "off"]);
 
@@ -296,12 +286,6 @@ export function splitWords(s: string): string[] {
     out.push(w.word);
     i = w.end;
   }
-}
-
-/** Quotes a word so splitWords gives it back. */
-export function quoteWord(w: string): string {
-  if (w !== "" && !/[\s"'\\]/.test(w)) return w;
-  return `"${w.replace(/[\\"]/g, (c) => `\\${c}`).replace(/\n/g, "\\n").replace(/\t/g, "\\t")}"`;
 }
 
 /** `Environment=` values: each word is NAME=value (quotes group a word with spaces). */
