@@ -1,9 +1,10 @@
 // coreos update-engine client (`update_engine_client`, spec §2.6): Go/gflags-style single-dash
-// flags, the first action flag in the original's order wins; talks to the daemon's control socket.
-import { FlagError, parseFlags, usage, type FlagDef } from "../../internal/flags/flags.ts";
+// flags, the first action flag in the original's order wins. Reaches the engine over
+// com.coreos.update1 like the original, or over the control socket (see pickLink).
 import { parseGoDuration } from "../../internal/ctl/goflag.ts";
-import { formatStatusBlock, progressBar, watchLines } from "../../internal/update/client.ts";
-import { attemptUpdate, getStatus, Operation, resetStatus, socketPath, subscribe, type Status } from "../../internal/update/status.ts";
+import { FlagError, parseFlags, usage, type FlagDef } from "../../internal/flags/flags.ts";
+import { engineAbsent, formatStatusBlock, pickLink, progressBar, watchLines, type EngineLink } from "../../internal/update/client.ts";
+import { CONTROL_SOCKET_ENV, Operation, type Status } from "../../internal/update/status.ts";
 
 const b = (description: string): FlagDef => ({ kind: "bool", default: false, description });
 
@@ -13,7 +14,11 @@ const FLAGS = {
   check_for_update: b("start an update check and return"),
   update: b("check for an update, install it and wait until it is done"),
   watch_for_updates: b("print every status change until interrupted"),
-  control_socket: { kind: "string", default: "", description: "the engine's control socket, or tcp://HOST:PORT (default $UPDATE_ENGINE_CONTROL_SOCKET or /run/update-engine/control.sock)" } as FlagDef,
+  control_socket: {
+    kind: "string",
+    default: "",
+    description: `the engine's control socket, or tcp://HOST:PORT (default $${CONTROL_SOCKET_ENV}; without either, the system bus, else /run/update-engine/control.sock)`,
+  } as FlagDef,
   retry_delay: { kind: "string", default: "10s", description: "wait between the 4 attempts to reach the engine" } as FlagDef,
 };
 
@@ -25,63 +30,59 @@ const out = (s: string) => void process.stdout.write(s);
 const err = (s: string) => void process.stderr.write(s);
 
 /** The first call reaches the engine, retrying as the original retries getting its D-Bus proxy. */
-async function reach<T>(what: () => Promise<T>, delayMs: number, sock: string): Promise<T> {
-  let last: Error = new Error("not tried");
+async function reach<T>(link: EngineLink, what: () => Promise<T>, delayMs: number): Promise<T> {
+  let last: unknown;
   for (let i = 0; i <= RETRIES; i++) {
     try {
       return await what();
     } catch (e) {
-      last = e as Error;
-      const code = (e as NodeJS.ErrnoException).code;
       // Only "nobody there" is worth a retry; a refusal from the engine is final.
-      if (code !== "ENOENT" && code !== "ECONNREFUSED") throw e;
+      if (!engineAbsent(e)) throw e;
+      last = e;
       if (i < RETRIES) await Bun.sleep(delayMs);
     }
   }
-  throw new Error(`cannot reach the update engine at ${sock}: ${last.message}`);
+  throw new Error(`cannot reach the update engine over ${link.via}: ${(last as Error).message}`);
 }
 
-async function update(sock: string, delayMs: number): Promise<number> {
+async function update(link: EngineLink, delayMs: number): Promise<number> {
   const stop = new AbortController();
   const tty = process.stdout.isTTY === true;
-  await reach(() => getStatus(sock), delayMs, sock);
-  const statuses = subscribe(sock, { signal: stop.signal, backoffMinMs: 100, backoffMaxMs: 1000 });
+  await reach(link, () => link.getStatus(), delayMs);
+  const statuses = link.statuses(stop.signal);
   // Subscribed (its first answer is the current status) before asking, so no state of this attempt goes unseen.
   const first = await statuses.next();
-  let initial: Status | undefined = first.done ? undefined : first.value;
-  await attemptUpdate(sock);
+  await link.attemptUpdate();
   err("Initiating update check and install.\n");
-  let started = initial !== undefined && initial.current_operation !== Operation.Idle;
+  let started = false;
   let failed = false;
   let lastOp = "";
   let lastTenth = -1;
+  const handle = (s: Status): number | null => {
+    if (tty) out(`\r${progressBar(s)}`);
+    else if (s.current_operation !== lastOp) out(formatStatusBlock(s));
+    else if (Math.floor(s.progress * 10) !== lastTenth) out(`PROGRESS=${s.progress.toFixed(6)}\n`);
+    lastOp = s.current_operation;
+    lastTenth = Math.floor(s.progress * 10);
+    if (s.current_operation === Operation.ReportingErrorEvent) failed = true;
+    if (s.current_operation === Operation.UpdatedNeedReboot) {
+      if (tty) out("\n");
+      err("Update succeeded -- reboot needed.\n");
+      return 0;
+    }
+    if (s.current_operation === Operation.Idle) {
+      // The status from before the request: the check has not started yet.
+      if (!started) return null;
+      if (tty) out("\n");
+      err(failed ? "Update failed.\n" : "No update available.\n");
+      return 0;
+    }
+    started = true;
+    return null;
+  };
   try {
-    const handle = (s: Status): number | null => {
-      if (tty) out(`\r${progressBar(s)}`);
-      else {
-        if (s.current_operation !== lastOp) out(formatStatusBlock(s));
-        else if (Math.floor(s.progress * 10) !== lastTenth) out(`PROGRESS=${s.progress.toFixed(6)}\n`);
-      }
-      lastOp = s.current_operation;
-      lastTenth = Math.floor(s.progress * 10);
-      if (s.current_operation === Operation.ReportingErrorEvent) failed = true;
-      if (s.current_operation === Operation.UpdatedNeedReboot) {
-        if (tty) out("\n");
-        err("Update succeeded -- reboot needed.\n");
-        return 0;
-      }
-      if (s.current_operation === Operation.Idle) {
-        if (!started) return null;
-        if (tty) out("\n");
-        err(failed ? "Update failed.\n" : "No update available.\n");
-        return 0;
-      }
-      started = true;
-      return null;
-    };
-    if (initial) {
-      const r = handle(initial);
-      initial = undefined;
+    if (!first.done) {
+      const r = handle(first.value);
       if (r !== null) return r;
     }
     for await (const s of statuses) {
@@ -91,6 +92,7 @@ async function update(sock: string, delayMs: number): Promise<number> {
     return 1;
   } finally {
     stop.abort();
+    await statuses.return(undefined);
   }
 }
 
@@ -104,32 +106,36 @@ async function client(args: string[]): Promise<number> {
   const v = p.values;
   const delay = parseGoDuration(v.retry_delay);
   if (typeof delay === "string" || delay < 0) throw new FlagError(`invalid value "${v.retry_delay}" for flag -retry_delay: parse error`);
-  const sock = socketPath(v.control_socket, env);
   const action = ACTIONS.find((a) => v[a]);
-  switch (action) {
-    case "reset_status":
-      await reach(() => resetStatus(sock), delay, sock);
-      err("ResetStatus succeeded; to undo partition table changes, give the running USR partition the top priority again:\n");
-      err("  coreos update-engine disk prioritize DISK -i N   (or: cgpt prioritize \"$(rootdev -s /usr)\")\n");
-      return 0;
-    case "status":
-      out(formatStatusBlock(await reach(() => getStatus(sock), delay, sock)));
-      return 0;
-    case "check_for_update":
-      await reach(() => attemptUpdate(sock), delay, sock);
-      err("Initiating update check.\n");
-      return 0;
-    case "update":
-      return update(sock, delay);
-    case "watch_for_updates": {
-      const stop = new AbortController();
-      process.once("SIGINT", () => stop.abort());
-      process.once("SIGTERM", () => stop.abort());
-      for await (const s of subscribe(sock, { signal: stop.signal, onError: (e, ms) => err(`${e.message}; retrying in ${ms} ms\n`) })) out(watchLines(s));
-      return 0;
+  if (action === undefined) throw new FlagError(`no action given: one of ${ACTIONS.map((a) => `-${a}`).join(", ")}`);
+  const link = await pickLink(v.control_socket || env[CONTROL_SOCKET_ENV], env);
+  try {
+    switch (action) {
+      case "reset_status":
+        await reach(link, () => link.resetStatus(), delay);
+        err("ResetStatus succeeded; to undo partition table changes, give the running USR partition the top priority again:\n");
+        err('  coreos update-engine disk prioritize DISK -i N   (or: cgpt prioritize "$(rootdev -s /usr)")\n');
+        return 0;
+      case "status":
+        out(formatStatusBlock(await reach(link, () => link.getStatus(), delay)));
+        return 0;
+      case "check_for_update":
+        await reach(link, () => link.attemptUpdate(), delay);
+        err("Initiating update check.\n");
+        return 0;
+      case "update":
+        return await update(link, delay);
+      case "watch_for_updates": {
+        const stop = new AbortController();
+        process.once("SIGINT", () => stop.abort());
+        process.once("SIGTERM", () => stop.abort());
+        await reach(link, () => link.getStatus(), delay);
+        for await (const s of link.statuses(stop.signal)) out(watchLines(s));
+        return 0;
+      }
     }
-    case undefined:
-      throw new FlagError(`no action given: one of ${ACTIONS.map((a) => `-${a}`).join(", ")}`);
+  } finally {
+    link.close();
   }
 }
 

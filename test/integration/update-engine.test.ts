@@ -231,10 +231,24 @@ describe("update_engine end to end", () => {
       const ops = [...new Set(seen.map((s) => s.current_operation))];
       expect(ops).toEqual(expect.arrayContaining(["UPDATE_STATUS_CHECKING_FOR_UPDATE", "UPDATE_STATUS_DOWNLOADING", "UPDATE_STATUS_FINALIZING", "UPDATE_STATUS_UPDATED_NEED_REBOOT"]));
       expect(seen.at(-1)).toMatchObject({ progress: 1, new_version: "2.0.0", new_size: payload.size });
+      // update_engine_client without a socket named goes over the bus, as the original does.
+      const viaBus = async (flag: string) => {
+        const p = Bun.spawn([...COREOS, "update-engine", "client", flag], { env: { ...process.env, ...bus.env, UPDATE_ENGINE_CONTROL_SOCKET: "" }, stdout: "pipe", stderr: "pipe" });
+        const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+        return { out, err, code };
+      };
+      const st = await viaBus("-status");
+      expect(st.code).toBe(0);
+      expect(parseStatusBlock(st.out)).toMatchObject({ CURRENT_OP: "UPDATE_STATUS_UPDATED_NEED_REBOOT", NEW_VERSION: "2.0.0", PROGRESS: "1.000000" });
       const reset = await send("ResetStatus");
       expect(reset.code).toBe(0);
       expect(reset.out).toContain("boolean true");
       await until("idle after the reset", () => seen.at(-1)!.current_operation === "UPDATE_STATUS_IDLE");
+      server.reply = { kind: "noupdate" };
+      const up = await viaBus("-update");
+      expect(up.code).toBe(0);
+      expect(up.err).toContain("No update available.");
+      expect(up.out).toContain("CURRENT_OP=UPDATE_STATUS_CHECKING_FOR_UPDATE\n");
     } finally {
       sub?.close();
       await d.stop();
