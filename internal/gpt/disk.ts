@@ -2,6 +2,7 @@
 // a crash at any byte leaves one valid table. A write goes to one copy, is fsynced, and only then
 // touches the other; the copy written first is never the only valid one, so the old table survives
 // a crash in the first write and the new one a crash in the second.
+import { lockExclusive } from "../flock/flock.ts";
 import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import {
   checkTable,
@@ -164,9 +165,11 @@ function writeDevice(d: Device, state: DiskState | null, t: Table): void {
   for (const c of backupFirst ? [backup, primary] : [primary, backup]) writeCopy(d.fd, c, t.sectorSize);
 }
 
+/** A writer holds the disk's flock from its read to its last fsync, so two read-modify-writes never interleave. */
 function withDevice<T>(path: string, write: boolean, f: (d: Device) => T): T {
   const d = openDevice(path, write);
   try {
+    if (write) lockExclusive(d.fd);
     return f(d);
   } finally {
     closeSync(d.fd);

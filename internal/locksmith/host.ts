@@ -4,7 +4,7 @@ import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, re
 import { basename, dirname, join } from "node:path";
 import { systemBus, type Bus } from "../dbus/bus.ts";
 import { logger } from "../log/log.ts";
-import { tryLockExclusive } from "./flock.ts";
+import { tryLockExclusive } from "../flock/flock.ts";
 
 const log = logger("locksmith");
 

@@ -88,3 +88,23 @@ test("kill -9 at spread points of a table write always leaves a valid table", as
   expect(outcomes.new).toBeGreaterThan(0);
   expect(outcomes.torn).toBeGreaterThan(0);
 });
+
+test("a table writer holds the disk's flock until it is done, so a second writer waits for it", async () => {
+  const p = join(dir, "lock.img");
+  expect(Bun.spawnSync([...OURS, "init", p, "--size", "64M", "--layout", "small"]).exitCode).toBe(0);
+  const writer = startWrite(p, 4);
+  // flock(1) -n fails with exit 1 while our writer holds the lock; bounded wait for the writer to take it
+  let held = false;
+  for (let i = 0; i < 200 && !held && writer.exitCode === null; i++) {
+    held = Bun.spawnSync(["flock", "-n", p, "true"]).exitCode === 1;
+  }
+  expect(held).toBe(true);
+  // a second writer started meanwhile blocks, then applies its change on top of the first one's
+  const second = Bun.spawn([...OURS, "set", p, "-i", "3", "-T", "7"], { stderr: "pipe" });
+  expect(await writer.exited).toBe(0);
+  expect(await second.exited).toBe(0);
+  const t = readDisk(p);
+  expect(prios(t)).toMatchObject({ 3: 1, 4: 2 });
+  expect(t.partitions.find((x) => x.number === 3)!.tries).toBe(7);
+  expect(Bun.spawnSync(["flock", "-n", p, "true"]).exitCode).toBe(0);
+});

@@ -1,5 +1,6 @@
-// flock(2) through bun:ffi: node:fs has no flock and Bun adds none, and the coordinator file's
-// exclusive lock (B3) is what tells a second locksmithd that one is already running.
+// flock(2) through bun:ffi: node:fs has no flock and Bun adds none. The coordinator file's
+// exclusive lock (locksmith B3) tells a second locksmithd that one is already running; the lock on a
+// disk keeps two writers of its partition table (the daemon, a user's `disk` command) apart.
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 
 const LOCK_EX = 2;
@@ -28,6 +29,15 @@ function load(): Libc {
     }
   }
   throw new Error(`flock: cannot load libc (${errors.join("; ")})`);
+}
+
+/** Waits for an exclusive lock on an open fd; it is released when the fd is closed. */
+export function lockExclusive(fd: number): void {
+  const c = load();
+  while (c.flock(fd, LOCK_EX) !== 0) {
+    const errno = read.i32(c.__errno_location() as Pointer, 0);
+    if (errno !== EINTR) throw new Error(`flock: errno ${errno}`);
+  }
 }
 
 /**
