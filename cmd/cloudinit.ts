@@ -14,6 +14,8 @@ import {
   ec2Source,
   fileSource,
   gceSource,
+  guestinfoSource,
+  ovfEnvSource,
   packetSource,
   procCmdlineSource,
   urlSource,
@@ -37,8 +39,8 @@ const FLAGS = {
   "from-packet-metadata": s("", "Download Packet data from metadata service"),
   "from-waagent": s("", "Read data from provided waagent directory"),
   "from-cloudsigma-metadata": b("Download data from CloudSigma server context (not supported by this build)"),
-  "from-vmware-guestinfo": b("Read data from VMware guestinfo (not supported by this build)"),
-  "from-vmware-ovf-env": s("", "Read data from OVF Environment (not supported by this build)"),
+  "from-vmware-guestinfo": b("Read data from VMware guestinfo (through open-vm-tools' vmware-rpctool)"),
+  "from-vmware-ovf-env": s("", "Read data from OVF Environment"),
   "from-proc-cmdline": b("Parse /proc/cmdline for 'cloud-config-url=<url>', using the cloud-config served by an HTTP GET to <url>"),
   oem: s("", "Use the settings specific to the provided OEM"),
   "convert-netconf": s("", "Read the network config provided in cloud-drive and translate it from the specified format into networkd unit files (not supported by this build)"),
@@ -64,7 +66,7 @@ const OEMS: Record<string, Record<string, string>> = {
   vmware: { "from-vmware-guestinfo": "true", "convert-netconf": "vmware" },
 };
 
-const UNSUPPORTED = ["from-cloudsigma-metadata", "from-vmware-guestinfo", "from-vmware-ovf-env", "convert-netconf"] as const;
+const UNSUPPORTED = ["from-cloudsigma-metadata", "convert-netconf"] as const;
 
 const PROVIDE =
   "Provide at least one of --from-file, --from-configdrive, --from-ec2-metadata, --from-gce-metadata, --from-cloudsigma-metadata, --from-packet-metadata, --from-digitalocean-metadata, --from-vmware-guestinfo, --from-waagent, --from-url or --from-proc-cmdline";
@@ -165,6 +167,8 @@ export async function runCloudinit(args: string[]): Promise<number> {
   if (v["from-waagent"]) sources.push(waagentSource(v["from-waagent"]));
   if (v["from-packet-metadata"]) sources.push(packetSource(v["from-packet-metadata"]));
   if (v["from-proc-cmdline"]) sources.push(procCmdlineSource(v["proc-cmdline"]));
+  if (v["from-vmware-guestinfo"]) sources.push(guestinfoSource());
+  if (v["from-vmware-ovf-env"]) sources.push(ovfEnvSource(v["from-vmware-ovf-env"]));
   if (sources.length === 0) {
     process.stderr.write(`${PROVIDE}\n\n${HELP}`);
     return 2;

@@ -450,6 +450,51 @@ describe("datasources", () => {
     expect(problems(r).some((l) => l.includes('deprecated key "coreos_ssh_import_url"'))).toBe(true);
   });
 
+  test("vmware: an OVF environment's guestinfo properties, base64 user-data, addresses by role", async () => {
+    const root = newRoot("ovf");
+    const ovf = join(dir, "ovf-env.xml");
+    const data = Buffer.from(CC).toString("base64");
+    writeFileSync(
+      ovf,
+      `<?xml version="1.0" encoding="UTF-8"?>
+<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1">
+  <PropertySection>
+    <Property oe:key="guestinfo.hostname" oe:value="vm-host"/>
+    <Property oe:key="guestinfo.coreos.config.data" oe:value="${data}"/>
+    <Property oe:key="guestinfo.coreos.config.data.encoding" oe:value="base64"/>
+    <Property oe:key="guestinfo.interface.0.name" oe:value="eth0"/>
+    <Property oe:key="guestinfo.interface.0.role" oe:value="private"/>
+    <Property oe:key="guestinfo.interface.0.ip.0.address" oe:value="10.10.0.5/24"/>
+    <Property oe:key="guestinfo.interface.1.role" oe:value="public"/>
+    <Property oe:key="guestinfo.interface.1.ip.0.address" oe:value="203.0.113.50/24"/>
+  </PropertySection>
+</Environment>
+`,
+    );
+    const r = await cloudinit(["--from-vmware-ovf-env", ovf, "--root", root]);
+    expect(r.code).toBe(0);
+    expect(read(root, "etc/where")).toBe("10.10.0.5 203.0.113.50");
+    expect(read(root, "etc/hostname")).toBe("from-userdata\n");
+  });
+
+  test("vmware guestinfo through vmware-rpctool, user-data from coreos.config.url", async () => {
+    const root = newRoot("guestinfo");
+    const bin = join(dir, "fake-vmware-tools");
+    mkdirSync(bin);
+    const values: Record<string, string> = { "guestinfo.coreos.config.url": `${base}/cmdline.yml`, "guestinfo.hostname": "guest" };
+    const cases = Object.entries(values)
+      .map(([k, val]) => `  "info-get ${k}") echo '${val}' ;;`)
+      .join("\n");
+    writeFileSync(join(bin, "vmware-rpctool"), `#!/bin/sh\ncase "$1" in\n${cases}\n  *) echo "No value found"; exit 1 ;;\nesac\n`, { mode: 0o755 });
+    writeFileSync(join(bin, "vmware-checkvm"), "#!/bin/sh\necho good\n", { mode: 0o755 });
+    const r = await cloudinit(["--from-vmware-guestinfo", "--root", root], { PATH: `${bin}:${process.env.PATH}` });
+    expect(r.code).toBe(0);
+    expect(read(root, "etc/hostname")).toBe("from-cmdline\n");
+    const none = await cloudinit(["--from-vmware-guestinfo", "--root", root]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain("No datasources available in time");
+  });
+
   test("configdrive: openstack/latest user_data and meta_data.json", async () => {
     const root = newRoot("configdrive");
     const drive = join(dir, "drive");
