@@ -173,7 +173,7 @@ describe("admin CLI", () => {
     const code = await runAdmin(["--server", "http://updates.test", "--token", h.token, ...args], {}, {
       out: (s) => void (out += s),
       err: (s) => void (err += s),
-      fetch: ((url: string | URL | Request, init?: RequestInit) => h.srv.fetch(new Request(url, init), "127.0.0.1")) as typeof fetch,
+      fetch: ((url: string, init?: RequestInit) => h.srv.fetch(new Request(url, init), "127.0.0.1")) as typeof fetch,
       file: (p) => Bun.file(p),
     });
     return { code, out, err };
