@@ -150,9 +150,9 @@ async function build(v: Record<string, string | number | boolean>): Promise<numb
   return 0;
 }
 
-function verify(file: string, v: Record<string, string | number | boolean>, given: Set<string>): number {
+async function verify(file: string, v: Record<string, string | number | boolean>, given: Set<string>): Promise<number> {
   const p = progress("verify");
-  const r = verifyPayload(file, {
+  const r = await verifyPayload(file, {
     publicKeyPem: v.key === "" ? undefined : readText(String(v.key), "public key"),
     size: given.has("size") ? Number(v.size) : undefined,
     sha256: sha256Flag(String(v.sha256)),
@@ -220,7 +220,7 @@ async function apply(source: string, v: Record<string, string | number | boolean
     if (d.resumedFrom > 0) out(`resumed at byte:   ${d.resumedFrom}`);
     r = d;
   } else {
-    r = applyPayloadFile(source, target, { publicKeyPem, kernelPath, size, sha256: sha256Flag(String(v.sha256)), onProgress: p.update });
+    r = await applyPayloadFile(source, target, { publicKeyPem, kernelPath, size, sha256: sha256Flag(String(v.sha256)), onProgress: p.update });
     p.end();
   }
   out(`applied ${source} to ${target.path}${target.offset ? ` at offset ${target.offset}` : ""}`);
@@ -252,7 +252,7 @@ export async function run(args: string[]): Promise<number> {
         if (p.positionals.length > 0) throw new FlagError(`unexpected argument ${p.positionals[0]}`);
         return await build(v);
       case "verify":
-        return verify(one(p.positionals, "PAYLOAD"), v, given);
+        return await verify(one(p.positionals, "PAYLOAD"), v, given);
       case "show":
         return show(one(p.positionals, "PAYLOAD"), v);
       case "apply":

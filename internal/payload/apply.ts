@@ -1,13 +1,15 @@
-// The streaming applier: bytes go in as they arrive, each operation runs as soon as its blob is
-// complete, and nothing larger than one blob is held in memory. Whole-file SHA-256 (the Omaha
-// hash) and the signed-prefix SHA-256 come from one pass: the running hash is copied at the start
-// of the signatures blob. The target is good only after finish() has checked the payload hash,
-// the signature and the read-back partition hash.
+// The streaming applier: bytes go in as they arrive, each operation is handed to a worker thread
+// as soon as its blob is complete, and no more than a few blobs are held in memory (callers await
+// drain() between chunks). Whole-file SHA-256 (the Omaha hash) and the signed-prefix SHA-256 come
+// from one pass on the main thread: the running hash is copied at the start of the signatures
+// blob. The target is good only after finish() has checked the payload hash, the signature and
+// the read-back partition hash.
 import { createHash, timingSafeEqual, type KeyObject } from "node:crypto";
-import { closeSync, constants as fsc, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
-import { bunzip2, Bzip2Error } from "./bzip2.ts";
+import { closeSync, constants as fsc, fstatSync, fsyncSync, ftruncateSync, openSync, readSync } from "node:fs";
 import { PayloadError } from "./errors.ts";
+import type { OpJob, OpOutcome } from "./exec.ts";
 import { b64, DEFAULT_BLOCK_SIZE, HEADER_SIZE, hex, parseHeader, SIGNATURE_VERSION, verifyDigest } from "./format.ts";
+import { DEFAULT_THREADS, OpRunner } from "./pool.ts";
 import {
   decodeManifest,
   decodeSignatures,
@@ -38,6 +40,8 @@ export interface ApplyOptions {
   /** The Omaha response's size and raw SHA-256 of the whole file. */
   expectedSize?: number;
   expectedSha256?: Uint8Array;
+  /** Worker threads for the operations (0: run them on the calling thread). */
+  threads?: number;
 }
 
 type DestKind = "partition" | "kernel" | "none";
@@ -75,19 +79,8 @@ interface Dest {
 
 type Phase = "header" | "manifest" | "ops" | "signatures" | "done";
 
-const ZEROS = new Uint8Array(1 << 20);
-
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function writeAll(fd: number, data: Uint8Array, pos: number): void {
-  let done = 0;
-  while (done < data.length) {
-    const n = writeSync(fd, data, done, data.length - done, pos + done);
-    if (n <= 0) throw new PayloadError("write", `short write at byte ${pos + done}`);
-    done += n;
-  }
 }
 
 function readAll(fd: number, into: Uint8Array, pos: number): void {
@@ -132,20 +125,26 @@ export class Applier {
   /** Header + manifest bytes, kept for resume. */
   metadata?: Uint8Array;
   ops: PlannedOp[] = [];
-  /** Operations completed (applied or replayed), in blob order. */
+  /** Operations whose blobs were received (and handed to a worker, or replayed), in blob order. */
+  opsReceived = 0;
+  /** Leading operations that are applied for sure (applied or replayed): what a resume may skip. */
   opsDone = 0;
   /** Payload bytes consumed so far. */
   position = 0;
   /** Total payload size once the manifest is known. */
   total?: number;
-  /** Called with each blob once it is checked and applied (the resume state keeps the ones that cannot be read back). */
-  onOpApplied?: (op: PlannedOp, blob: Uint8Array) => void;
+  /** Called with each blob as it is handed out (the resume state keeps the ones that cannot be read back). */
+  onOpReceived?: (op: PlannedOp, blob: Uint8Array) => void;
+  /** Called when opsDone grows. */
+  onOpsDone?: () => void;
 
   private phase: Phase = "header";
   private need = HEADER_SIZE;
   private have = 0;
   private buf = new Uint8Array(HEADER_SIZE);
-  private scratch = new Uint8Array(0);
+  private readonly finishedOps: boolean[] = [];
+  private failure?: PayloadError;
+  private readonly runner: OpRunner;
   private readonly fileHash = createHash("sha256");
   private signedDigest?: Uint8Array;
   private signatures?: Signatures;
@@ -158,19 +157,41 @@ export class Applier {
   constructor(private readonly opts: ApplyOptions = {}) {
     if (opts.target) this.partition = openDest(opts.target.path, opts.target.offset ?? 0, opts.target.length, "target");
     if (opts.kernelPath) this.kernel = openDest(opts.kernelPath, 0, undefined, "kernel");
+    this.runner = new OpRunner(opts.threads ?? DEFAULT_THREADS, (o) => this.opFinished(o));
   }
 
   get done(): boolean {
     return this.phase === "done";
   }
 
-  close(): void {
+  /** Waits for the operations in flight (they write to our file descriptors), then releases everything. */
+  async close(): Promise<void> {
+    await this.runner.below(1);
+    this.runner.close();
     if (this.partition) closeSync(this.partition.fd);
     if (this.kernel) closeSync(this.kernel.fd);
     this.partition = this.kernel = undefined;
   }
 
+  /** Backpressure: resolves when the workers can take more (rejects with an operation's failure). */
+  async drain(): Promise<void> {
+    await this.runner.below(this.runner.capacity);
+    if (this.failure) throw this.failure;
+  }
+
+  private opFinished(o: OpOutcome): void {
+    if (o.error) {
+      this.failure ??= new PayloadError(o.error.check, o.error.message);
+      return;
+    }
+    this.finishedOps[o.index] = true;
+    const before = this.opsDone;
+    while (this.finishedOps[this.opsDone]) this.opsDone++;
+    if (this.opsDone > before) this.onOpsDone?.();
+  }
+
   push(chunk: Uint8Array): void {
+    if (this.failure) throw this.failure;
     let i = 0;
     while (i < chunk.length) {
       if (this.phase === "done") {
@@ -226,11 +247,10 @@ export class Applier {
         this.nextStage();
         return;
       case "ops": {
-        const p = this.ops[this.opsDone]!;
-        this.checkOpHash(p, item);
-        this.execute(p, item);
-        this.onOpApplied?.(p, item);
-        this.opsDone++;
+        const p = this.ops[this.opsReceived]!;
+        this.onOpReceived?.(p, item);
+        this.dispatch(p, item);
+        this.opsReceived++;
         this.nextStage();
         return;
       }
@@ -250,13 +270,12 @@ export class Applier {
   /** Moves on to the next blob (or the signatures, or the end), completing empty ones at once. */
   private nextStage(): void {
     for (;;) {
-      if (this.opsDone < this.ops.length) {
+      if (this.opsReceived < this.ops.length) {
         this.phase = "ops";
-        const p = this.ops[this.opsDone]!;
+        const p = this.ops[this.opsReceived]!;
         if (p.length > 0) return this.expect(p.length);
-        this.checkOpHash(p, new Uint8Array(0));
-        this.execute(p, new Uint8Array(0));
-        this.opsDone++;
+        this.dispatch(p, new Uint8Array(0));
+        this.opsReceived++;
         continue;
       }
       // The signed range ends here: everything before the signatures blob.
@@ -336,57 +355,23 @@ export class Applier {
     return p.dest === "partition" ? this.partition : p.dest === "kernel" ? this.kernel : undefined;
   }
 
-  private checkOpHash(p: PlannedOp, blob: Uint8Array): void {
-    const want = p.op.dataSha256Hash;
-    if (!want) return;
-    const got = createHash("sha256").update(blob).digest();
-    if (!sameBytes(got, want)) {
-      throw new PayloadError("operation-hash", `operation ${p.index} (payload bytes ${p.start}-${p.start + p.length}): data SHA-256 ${hex(got)} does not match the manifest's ${hex(want)}`);
-    }
-  }
-
-  private execute(p: PlannedOp, blob: Uint8Array): void {
-    const bs = this.blockSize;
-    const dstBytes = p.op.dstExtents.reduce((n, e) => n + e.numBlocks * bs, 0);
-    let data = blob;
-    if (p.op.type === OpType.REPLACE_BZ) {
-      if (this.scratch.length < dstBytes) this.scratch = new Uint8Array(dstBytes);
-      try {
-        data = bunzip2(blob, dstBytes, this.scratch);
-      } catch (e) {
-        if (e instanceof Bzip2Error) throw new PayloadError("operation", `operation ${p.index}: ${e.message}`);
-        throw e;
-      }
-    } else if (blob.length > dstBytes) {
-      throw new PayloadError("operation", `operation ${p.index}: ${blob.length} bytes of data for ${dstBytes} bytes of extents`);
-    }
+  private dispatch(p: PlannedOp, blob: Uint8Array): void {
     const d = this.destOf(p);
-    if (!d) return;
-    let off = 0;
-    for (const e of p.op.dstExtents) {
-      const bytes = e.numBlocks * bs;
-      if (e.startBlock === HOLE) {
-        off += bytes;
-        continue;
-      }
-      const at = e.startBlock * bs;
-      if (at + bytes > d.length) {
-        throw new PayloadError("operation", `operation ${p.index}: extent blocks ${e.startBlock}+${e.numBlocks} end past the ${d.length}-byte ${p.dest}`);
-      }
-      const piece = data.subarray(Math.min(off, data.length), Math.min(off + bytes, data.length));
-      try {
-        writeAll(d.fd, piece, d.offset + at);
-        for (let pad = piece.length; pad < bytes; ) {
-          const n = Math.min(ZEROS.length, bytes - pad);
-          writeAll(d.fd, ZEROS.subarray(0, n), d.offset + at + pad);
-          pad += n;
-        }
-      } catch (e2) {
-        if (e2 instanceof PayloadError) throw e2;
-        throw new PayloadError("write", `writing the ${p.dest}: ${(e2 as Error).message}`);
-      }
-      off += bytes;
-    }
+    const job: OpJob = {
+      index: p.index,
+      type: p.op.type === OpType.REPLACE_BZ ? 1 : 0,
+      // own copies: the blob is moved to the worker, and a view would drag its whole buffer along
+      blob: blob.slice(),
+      sha256: p.op.dataSha256Hash?.slice(),
+      start: p.start,
+      fd: d ? d.fd : -1,
+      destName: p.dest,
+      destOffset: d ? d.offset : 0,
+      destLength: d && Number.isFinite(d.length) ? d.length : -1,
+      blockSize: this.blockSize,
+      extents: p.op.dstExtents.map((e) => [e.startBlock === HOLE ? -1 : e.startBlock, e.numBlocks]),
+    };
+    this.runner.run(job);
   }
 
   /** The blob of an applied REPLACE, read back from where it was written. */
@@ -410,19 +395,23 @@ export class Applier {
    * payload's: it must match the operation's SHA-256.
    */
   replayApplied(blob: Uint8Array): boolean {
-    if (this.phase !== "ops" || this.have !== 0) return false;
-    const p = this.ops[this.opsDone]!;
+    if (this.phase !== "ops" || this.have !== 0 || this.opsDone !== this.opsReceived) return false;
+    const p = this.ops[this.opsReceived]!;
     const want = p.op.dataSha256Hash;
     if (!want || blob.length !== p.length) return false;
     if (!sameBytes(createHash("sha256").update(blob).digest(), want)) return false;
     this.consumed(blob);
+    this.finishedOps[p.index] = true;
+    this.opsReceived++;
     this.opsDone++;
     this.nextStage();
     return true;
   }
 
   /** Checks what only the end can tell, in update_engine's order: size, payload hash, signature, partition, kernel. */
-  finish(): ApplyResult {
+  async finish(): Promise<ApplyResult> {
+    await this.runner.below(1);
+    if (this.failure) throw this.failure;
     if (this.phase !== "done") {
       const total = this.opts.expectedSize ?? this.total;
       throw new PayloadError("size", `payload truncated: got ${this.position} of ${total ?? "at least " + (this.position + this.need - this.have)} bytes`);

@@ -55,7 +55,8 @@ export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResu
   const identity = JSON.stringify([o.url, o.size ?? null, o.sha256Base64 ?? null, o.target.path, o.target.offset ?? 0, o.kernelPath ?? null]);
   const state = new ResumeState(o.stateDir, identity);
   const applier = new Applier({ target: o.target, kernelPath: o.kernelPath, publicKey, expectedSize: o.size, expectedSha256 });
-  applier.onOpApplied = (p, blob) => state.record(applier, p, blob);
+  applier.onOpReceived = (p, blob) => state.received(applier, p, blob);
+  applier.onOpsDone = () => state.save(applier);
   const retries = o.retries ?? 4;
   const delay = o.retryDelayMs ?? 500;
   let requests = 0;
@@ -76,7 +77,7 @@ export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResu
         await Bun.sleep(delay * failures);
       }
     }
-    const result = applier.finish();
+    const result = await applier.finish();
     state.clear();
     return { ...result, resumedFrom, requests };
   } catch (e) {
@@ -85,8 +86,8 @@ export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResu
     if (e instanceof PayloadError) throw e;
     throw new PayloadError("transfer", (e as Error).message);
   } finally {
+    await applier.close();
     state.close();
-    applier.close();
   }
 }
 
@@ -143,6 +144,7 @@ async function fetchFrom(o: DownloadOptions, applier: Applier): Promise<void> {
         chunk = chunk.subarray(n);
       }
       applier.push(chunk);
+      await applier.drain();
       o.onProgress?.(applier.position, total());
     }
   } finally {
@@ -151,5 +153,5 @@ async function fetchFrom(o: DownloadOptions, applier: Applier): Promise<void> {
   // A body shorter than its Content-Length is a broken connection; a complete body that leaves the
   // payload unfinished means the server's file is short, which finish() reports as a size error.
   if (Number.isFinite(announced) && received < announced) throw new Interrupted(`connection closed after ${received} of ${announced} bytes`);
-  if (!applier.done) applier.finish();
+  if (!applier.done) await applier.finish();
 }

@@ -7,7 +7,7 @@ import { decodeManifest, decodeSignatures, type DeltaArchiveManifest, type Signa
 
 const READ_SIZE = 1 << 20;
 
-function feed(path: string, applier: Applier, onProgress?: (done: number) => void): void {
+async function feed(path: string, applier: Applier, onProgress?: (done: number) => void): Promise<void> {
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -20,6 +20,7 @@ function feed(path: string, applier: Applier, onProgress?: (done: number) => voi
       const n = readSync(fd, buf, 0, READ_SIZE, pos);
       if (n === 0) return;
       applier.push(buf.subarray(0, n));
+      await applier.drain();
       pos += n;
       onProgress?.(pos);
     }
@@ -50,21 +51,25 @@ function options(o: FileCheckOptions): ApplyOptions {
 }
 
 /** Checks layout, every operation's hash and bzip2 data, the payload hash and the signature, writing nothing. */
-export function verifyPayload(path: string, o: FileCheckOptions = {}): VerifyResult {
+export async function verifyPayload(path: string, o: FileCheckOptions = {}): Promise<VerifyResult> {
   const applier = new Applier(options(o));
-  feed(path, applier, (n) => o.onProgress?.(n, applier.total ?? 0));
-  const r = applier.finish();
-  return { ...r, manifest: applier.manifest!, metadataSize: applier.metadata!.length };
+  try {
+    await feed(path, applier, (n) => o.onProgress?.(n, applier.total ?? 0));
+    const r = await applier.finish();
+    return { ...r, manifest: applier.manifest!, metadataSize: applier.metadata!.length };
+  } finally {
+    await applier.close();
+  }
 }
 
 /** Applies a payload file onto a partition and checks the written partition against the manifest. */
-export function applyPayloadFile(path: string, target: PartitionTarget, o: FileCheckOptions & { kernelPath?: string } = {}): ApplyResult {
+export async function applyPayloadFile(path: string, target: PartitionTarget, o: FileCheckOptions & { kernelPath?: string } = {}): Promise<ApplyResult> {
   const applier = new Applier({ ...options(o), target, kernelPath: o.kernelPath });
   try {
-    feed(path, applier, (n) => o.onProgress?.(n, applier.total ?? 0));
-    return applier.finish();
+    await feed(path, applier, (n) => o.onProgress?.(n, applier.total ?? 0));
+    return await applier.finish();
   } finally {
-    applier.close();
+    await applier.close();
   }
 }
 

@@ -101,25 +101,26 @@ export class ResumeState {
     }
   }
 
-  /** Called after each applied operation (and once the manifest is known). */
-  record(applier: Applier, p?: PlannedOp, blob?: Uint8Array): void {
+  /** Called with each blob as it is handed out: keeps the metadata once, and blobs that cannot be read back. */
+  received(applier: Applier, p: PlannedOp, blob: Uint8Array): void {
     try {
       if (!this.hasMetadata && applier.metadata) {
         writeFileSync(join(this.dir, METADATA), applier.metadata);
         this.hasMetadata = true;
       }
-      if (p && blob && !p.readBack && this.keptFd !== undefined) {
+      if (!p.readBack && this.keptFd !== undefined) {
         for (let done = 0; done < blob.length; ) done += writeSync(this.keptFd, blob, done, blob.length - done, this.keptBytes + done);
         this.keptBytes += blob.length;
       }
     } catch (e) {
       throw new PayloadError("state", `cannot write the resume state in ${this.dir}: ${(e as Error).message}`);
     }
-    // One small rename per 1 MiB operation: cheap, and a kill loses at most the operation in flight.
-    this.save(applier);
   }
 
-  /** Writes the checkpoint (atomically: temp file and rename). */
+  /**
+   * Writes the checkpoint (atomically: temp file and rename). Called whenever more operations are
+   * applied: one small rename per 1 MiB operation is cheap, and a kill loses only what was in flight.
+   */
   save(applier: Applier): void {
     if (!this.hasMetadata) return;
     const st: State = { version: 1, identity: this.identity, opsDone: applier.opsDone };

@@ -71,10 +71,10 @@ function makeImage(): Uint8Array {
   return img;
 }
 
-function expectCheck(fn: () => unknown, check: PayloadCheck, code: number): PayloadError {
+async function expectCheck(fn: () => unknown, check: PayloadCheck, code: number): Promise<PayloadError> {
   let err: unknown;
   try {
-    fn();
+    await fn();
   } catch (e) {
     err = e;
   }
@@ -109,7 +109,7 @@ beforeAll(async () => {
 afterAll(() => cleanup(dir));
 
 describe("build", () => {
-  test("layout follows §3: header, 1 MiB operations, dummy signature op, version-2 signature", () => {
+  test("layout follows §3: header, 1 MiB operations, dummy signature op, version-2 signature", async () => {
     expect(new TextDecoder().decode(payload.subarray(0, 4))).toBe("CrAU");
     const view = new DataView(payload.buffer);
     expect(view.getBigUint64(4)).toBe(1n);
@@ -151,7 +151,7 @@ describe("build", () => {
     expect(Buffer.from(built.sha256)).toEqual(createHash("sha256").update(payload).digest());
   });
 
-  test("an independent decoder (python3, spec §3) rebuilds the image and kernel; openssl verifies the signature", () => {
+  test("an independent decoder (python3, spec §3) rebuilds the image and kernel; openssl verifies the signature", async () => {
     const py = String.raw`
 import sys, struct, hashlib, bz2
 data = open(sys.argv[1], 'rb').read()
@@ -233,13 +233,13 @@ print('ok', len(get(mf, 1)))
 });
 
 describe("apply", () => {
-  test("onto a partition inside a disk image: partition written, bytes around it untouched, kernel written", () => {
+  test("onto a partition inside a disk image: partition written, bytes around it untouched, kernel written", async () => {
     const disk = join(dir, "disk.img");
     const offset = 3 * MiB;
     const length = 8 * MiB;
     const before = noise(offset + length + MiB, 11);
     writeFileSync(disk, before);
-    const r = applyPayloadFile(payloadPath, { path: disk, offset, length }, { publicKeyPem: pub, kernelPath: join(dir, "vmlinuz-b") });
+    const r = await applyPayloadFile(payloadPath, { path: disk, offset, length }, { publicKeyPem: pub, kernelPath: join(dir, "vmlinuz-b") });
     expect(r.signatureChecked).toBe(true);
     expect(Buffer.from(r.partitionHash)).toEqual(createHash("sha256").update(image).digest());
     const after = new Uint8Array(readFileSync(disk));
@@ -253,110 +253,112 @@ describe("apply", () => {
     expect(Buffer.from(readFileSync(join(dir, "vmlinuz-b")))).toEqual(Buffer.from(kernel));
   });
 
-  test("any split of the stream into chunks gives the same result", () => {
+  test("any split of the stream into chunks gives the same result", async () => {
     for (const seed of [1, 2, 3]) {
       const target = join(dir, `chunks-${seed}.img`);
-      const a = new Applier({ target: { path: target }, publicKey: undefined });
+      // seed 3 runs the operations on the calling thread instead of workers
+      const a = new Applier({ target: { path: target }, threads: seed === 3 ? 0 : undefined });
       let x = seed;
       for (let pos = 0; pos < payload.length; ) {
         x = (x * 1103515245 + 12345) & 0x7fffffff;
         const n = 1 + (x % (seed === 1 ? 17 : 300_000));
         a.push(payload.slice(pos, pos + n));
+        await a.drain();
         pos += n;
       }
-      const r = a.finish();
-      a.close();
+      const r = await a.finish();
+      await a.close();
       expect(Buffer.from(r.partitionHash)).toEqual(createHash("sha256").update(image).digest());
     }
   });
 
-  test("a partition smaller than the new image is refused before anything is written", () => {
+  test("a partition smaller than the new image is refused before anything is written", async () => {
     const disk = join(dir, "small.img");
     writeFileSync(disk, new Uint8Array(MiB));
-    expectCheck(() => applyPayloadFile(payloadPath, { path: disk, length: MiB }), "partition-info", 13);
+    await expectCheck(() => applyPayloadFile(payloadPath, { path: disk, length: MiB }), "partition-info", 13);
     expect(readFileSync(disk).every((b) => b === 0)).toBe(true);
   });
 
-  test("a damaged partition is caught by the read-back hash", () => {
+  test("a damaged partition is caught by the read-back hash", async () => {
     // The applier reads back what it wrote: simulate a device that drops writes by making one
     // operation's destination differ after the fact.
     const target = join(dir, "readback.img");
     const a = new Applier({ target: { path: target } });
-    a.onOpApplied = (p) => {
-      if (p.index === 2) writeFileSync(target, new Uint8Array(4096)); // truncates: earlier ops lost
+    a.onOpsDone = () => {
+      if (a.opsDone === a.ops.length) writeFileSync(target, new Uint8Array(4096)); // all written, then lost
     };
     a.push(payload);
-    expectCheck(() => a.finish(), "partition-hash", 15);
-    a.close();
+    await expectCheck(() => a.finish(), "partition-hash", 15);
+    await a.close();
   });
 });
 
 describe("verify failures carry the check and the update_engine code", () => {
   const manifestSize = () => Number(new DataView(payload.buffer).getBigUint64(12));
 
-  test("good payload verifies", () => {
-    const r = verifyPayload(payloadPath, { publicKeyPem: pub, size: payload.length, sha256: built.sha256 });
+  test("good payload verifies", async () => {
+    const r = await verifyPayload(payloadPath, { publicKeyPem: pub, size: payload.length, sha256: built.sha256 });
     expect(r.signatureChecked).toBe(true);
     expect(r.manifest.partitionOperations.length).toBeGreaterThan(3);
   });
 
-  test("wrong key", () => {
-    const e = expectCheck(() => verifyPayload(payloadPath, { publicKeyPem: otherPub }), "signature", 18);
+  test("wrong key", async () => {
+    const e = await expectCheck(() => verifyPayload(payloadPath, { publicKeyPem: otherPub }), "signature", 18);
     expect(e.message).toContain("does not verify");
   });
 
-  test("flipped byte in the signature", () => {
+  test("flipped byte in the signature", async () => {
     const p = variant("flip-sig.bin", (b) => ((b[b.length - 10]! ^= 1), b));
-    expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "signature", 18);
+    await expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "signature", 18);
   });
 
-  test("flipped byte in an operation's data", () => {
+  test("flipped byte in an operation's data", async () => {
     const p = variant("flip-op.bin", (b) => ((b[20 + manifestSize() + 5000]! ^= 0x40), b));
-    const e = expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "operation-hash", 29);
+    const e = await expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "operation-hash", 29);
     expect(e.message).toContain("operation 0");
   });
 
-  test("flipped byte in the manifest's partition hash: signature fails (the manifest is signed)", () => {
+  test("flipped byte in the manifest's partition hash: signature fails (the manifest is signed)", async () => {
     const m = decodeManifest(payload.subarray(20, 20 + manifestSize()));
     const at = Buffer.from(payload.subarray(0, 20 + manifestSize())).indexOf(Buffer.from(m.newPartitionInfo!.hash!));
     const p = variant("flip-manifest.bin", (b) => ((b[at + 3]! ^= 1), b));
-    expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "signature", 18);
+    await expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "signature", 18);
     // without the key the tampered partition hash is caught by the read-back instead
-    expectCheck(() => applyPayloadFile(p, { path: join(dir, "tampered.img") }), "partition-hash", 15);
+    await expectCheck(() => applyPayloadFile(p, { path: join(dir, "tampered.img") }), "partition-hash", 15);
   });
 
-  test("bad magic", () => {
+  test("bad magic", async () => {
     const p = variant("magic.bin", (b) => ((b[0] = 0x42), b));
-    const e = expectCheck(() => verifyPayload(p), "magic", 21);
+    const e = await expectCheck(() => verifyPayload(p), "magic", 21);
     expect(e.message).toContain("CrAU");
   });
 
-  test("absurd manifest size", () => {
+  test("absurd manifest size", async () => {
     const p = variant("msize.bin", (b) => (new DataView(b.buffer).setBigUint64(12, 1n << 40n), b));
-    expectCheck(() => verifyPayload(p), "metadata-size", 32);
+    await expectCheck(() => verifyPayload(p), "metadata-size", 32);
   });
 
-  test("truncated payload", () => {
+  test("truncated payload", async () => {
     const p = variant("short.bin", (b) => b.subarray(0, b.length - 1000));
-    const e = expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "size", 11);
+    const e = await expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "size", 11);
     expect(e.message).toContain("truncated");
   });
 
-  test("extra bytes after the signatures", () => {
+  test("extra bytes after the signatures", async () => {
     const p = variant("long.bin", (b) => Buffer.concat([b, new Uint8Array([1, 2, 3])]));
-    expectCheck(() => verifyPayload(p), "size", 11);
+    await expectCheck(() => verifyPayload(p), "size", 11);
   });
 
-  test("wrong expected size", () => {
-    expectCheck(() => verifyPayload(payloadPath, { size: payload.length + 1 }), "size", 11);
+  test("wrong expected size", async () => {
+    await expectCheck(() => verifyPayload(payloadPath, { size: payload.length + 1 }), "size", 11);
   });
 
-  test("wrong expected SHA-256", () => {
-    const e = expectCheck(() => verifyPayload(payloadPath, { sha256: new Uint8Array(32) }), "payload-hash", 10);
+  test("wrong expected SHA-256", async () => {
+    const e = await expectCheck(() => verifyPayload(payloadPath, { sha256: new Uint8Array(32) }), "payload-hash", 10);
     expect(e.message).toContain("base64");
   });
 
-  test("unsigned payload when a key is required", () => {
+  test("unsigned payload when a key is required", async () => {
     const m = decodeManifest(payload.subarray(20, 20 + manifestSize()));
     const unsigned: DeltaArchiveManifest = { ...m, signaturesOffset: undefined, signaturesSize: undefined, noopOperations: [] };
     const mb = encodeManifest(unsigned);
@@ -366,20 +368,20 @@ describe("verify failures carry the check and the update_engine code", () => {
     new DataView(h.buffer).setBigUint64(12, BigInt(mb.length));
     const p = join(dir, "unsigned.bin");
     writeFileSync(p, Buffer.concat([h, mb, blobs]));
-    expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "signature-missing", 12);
-    expect(verifyPayload(p).signatureChecked).toBe(false);
+    await expectCheck(() => verifyPayload(p, { publicKeyPem: pub }), "signature-missing", 12);
+    expect((await verifyPayload(p)).signatureChecked).toBe(false);
   });
 });
 
 describe("protobuf", () => {
-  test("extents round-trip, the sparse hole as 2^64-1 (ten-byte varint)", () => {
+  test("extents round-trip, the sparse hole as 2^64-1 (ten-byte varint)", async () => {
     const hole = encodeExtent({ startBlock: HOLE, numBlocks: 1 });
     expect(Buffer.from(hole).toString("hex")).toBe("08ffffffffffffffffff01" + "1001");
     expect(decodeExtent(hole)).toEqual({ startBlock: HOLE, numBlocks: 1 });
     expect(decodeExtent(encodeExtent({ startBlock: 2 ** 40, numBlocks: 256 }))).toEqual({ startBlock: 2 ** 40, numBlocks: 256 });
   });
 
-  test("an operation's fields carry §3.2's numbers; REPLACE (0) is still written; unknown fields are skipped", () => {
+  test("an operation's fields carry §3.2's numbers; REPLACE (0) is still written; unknown fields are skipped", async () => {
     const op = { type: OpType.REPLACE, dataOffset: 5, dataLength: 7, srcExtents: [], dstExtents: [{ startBlock: 1, numBlocks: 2 }], dataSha256Hash: new Uint8Array([9]) };
     const b = encodeOperation(op);
     // type=1 varint 0, data_offset=2, data_length=3, dst_extents=6 (len 4), data_sha256_hash=8
@@ -388,7 +390,7 @@ describe("protobuf", () => {
     expect(decodeOperation(withUnknown)).toEqual({ ...op, dataSha256Hash: new Uint8Array([9]) });
   });
 
-  test("garbage is a readable error, not a crash", () => {
+  test("garbage is a readable error, not a crash", async () => {
     expect(() => decodeManifest(new Uint8Array([0x0a, 0x7f, 1, 2]))).toThrow("runs past the end");
     expect(() => decodeOperation(new Uint8Array([0x10, 0x01]))).toThrow("type missing");
   });
