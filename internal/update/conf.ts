@@ -25,6 +25,8 @@ export interface Paths {
   devMode: string;
   /** Where the payload module keeps its resume state. */
   downloadStateDir: string;
+  /** Where the kernels of the USR slots live (vmlinuz-a, vmlinuz-b): the first that exists. */
+  kernelDirs: string[];
 }
 
 export function defaultPaths(root = "/"): Paths {
@@ -41,6 +43,7 @@ export function defaultPaths(root = "/"): Paths {
     publicKey: r("/usr/share/update_engine/update-payload-key.pub.pem"),
     devMode: r("/root/.dev_mode"),
     downloadStateDir: r("/var/lib/update_engine/download"),
+    kernelDirs: [r("/boot/coreos"), r("/boot/flatcar")],
   };
 }
 

@@ -2,7 +2,7 @@
 // against the world — Omaha requests over HTTP, the payload download onto the passive USR
 // partition, the GPT switch, prefs, timers — and publishes every status change.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import * as gpt from "../gpt/index.ts";
 import type { ConsolaInstance } from "consola";
 import { logger } from "../log/log.ts";
@@ -52,6 +52,8 @@ export interface InstallRequest {
   /** Undefined when the key file is missing: the signature is then not checked (with a warning). */
   publicKeyPem?: string;
   target: InstallTarget;
+  /** Where the payload's KERNEL procedure goes; undefined: checked only. */
+  kernelPath?: string;
   stateDir: string;
   onProgress: (bytesDone: number, total: number) => void;
   signal: AbortSignal;
@@ -248,6 +250,7 @@ export class Engine {
   }
 
   private arm(n: NextCheck): void {
+    if (this.abort.signal.aborted) return;
     this.lastInterval = n.interval;
     if (this.checkTimer) clearTimeout(this.checkTimer);
     const why = n.reason === "backoff" ? "backing off after a server error" : n.reason === "poll-interval" ? "server's PollInterval" : n.reason;
@@ -425,7 +428,11 @@ export class Engine {
     } catch {
       this.log.warn(`${this.o.paths.publicKey} missing: the payload signature is not checked`);
     }
-    this.log.info(`downloading ${offer.urls[backoff.urlIndex % offer.urls.length]} onto ${slots.disk} partition ${slots.passive.number} (${slots.passive.label})${resumed ? ", resuming" : ""}`);
+    const kernelPath = this.kernelPath(slots.passive);
+    this.log.info(
+      `downloading ${offer.urls[backoff.urlIndex % offer.urls.length]} onto ${slots.disk} partition ${slots.passive.number} (${slots.passive.label})` +
+        `${kernelPath ? `, kernel to ${kernelPath}` : ""}${resumed ? ", resuming" : ""}`,
+    );
     try {
       await this.o.install({
         url,
@@ -433,6 +440,7 @@ export class Engine {
         sha256Base64: offer.sha256,
         publicKeyPem,
         target: { path: slots.disk, ...range },
+        kernelPath,
         stateDir,
         onProgress: (done, total) => {
           const r = step(this.state, { type: "progress", received: done, total: total || offer.size }, this.cfg);
@@ -448,6 +456,14 @@ export class Engine {
     }
     this.log.info(`payload ${offer.version} written and verified on partition ${slots.passive.number}`);
     return { type: "downloaded" };
+  }
+
+  /** vmlinuz-a for USR-A, vmlinuz-b for USR-B, in the first kernel directory that exists (§2.3). */
+  private kernelPath(p: gpt.Partition): string | undefined {
+    const dir = this.o.paths.kernelDirs.find((d) => existsSync(d));
+    if (dir === undefined) return undefined;
+    const slot = p.label === "USR-A" || (p.label !== "USR-B" && p.number === 3) ? "a" : "b";
+    return join(dir, `vmlinuz-${slot}`);
   }
 
   private withCredentials(url: string): string {

@@ -74,7 +74,7 @@ export interface BuiltPayload {
 }
 
 /** A USR image of some compressible and some random MiB, and its signed full payload. */
-export async function makePayload(dir: string, privatePem: string, name = "payload"): Promise<BuiltPayload> {
+export async function makePayload(dir: string, privatePem: string, name = "payload", kernel?: Uint8Array): Promise<BuiltPayload> {
   const image = new Uint8Array(3 * 512 * 1024);
   image.fill(7, 0, 512 * 1024);
   crypto.getRandomValues(image.subarray(512 * 1024, 1024 * 1024));
@@ -82,7 +82,12 @@ export async function makePayload(dir: string, privatePem: string, name = "paylo
   const imagePath = join(dir, `${name}.img`);
   writeFileSync(imagePath, image);
   const file = join(dir, `${name}.gz`);
-  await buildPayload({ imagePath, privateKeyPem: privatePem, outPath: file });
+  let kernelPath: string | undefined;
+  if (kernel) {
+    kernelPath = join(dir, `${name}.vmlinuz`);
+    writeFileSync(kernelPath, kernel);
+  }
+  await buildPayload({ imagePath, privateKeyPem: privatePem, outPath: file, kernelPath });
   const bytes = new Uint8Array(readFileSync(file));
   return {
     file,

@@ -4,7 +4,7 @@
 // B stays and the check reports 3/2 with the previous version. update_engine_client over the
 // control socket and over TCP.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, copyFileSync, cpSync, existsSync, openSync, readSync, rmSync } from "node:fs";
+import { closeSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { partitionRange, readDisk } from "../../internal/gpt/index.ts";
 import { subscribeUpdate1 } from "../../internal/dbus/update1.ts";
@@ -39,9 +39,12 @@ const root = join(dir, "root");
 const disk = join(dir, "disk.img");
 const daemons: Daemon[] = [];
 
+const kernel = new TextEncoder().encode("a kernel for USR-B ".repeat(3000));
+
 beforeAll(async () => {
-  payload = await makePayload(dir, keys.privatePem);
+  payload = await makePayload(dir, keys.privatePem, "payload", kernel);
   makeRoot(root, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
+  mkdirSync(join(root, "boot/coreos"), { recursive: true });
   makeDisk(disk);
 });
 
@@ -90,6 +93,8 @@ describe("update_engine end to end", () => {
 
     // USR-B holds the image; B boots next once (§4.4); A untouched and still good.
     expect(Buffer.from(readPartition(disk, 4, payload.image.length)).equals(Buffer.from(payload.image))).toBe(true);
+    expect(Buffer.from(readFileSync(join(root, "boot/coreos/vmlinuz-b"))).equals(Buffer.from(kernel))).toBe(true);
+    expect(existsSync(join(root, "boot/coreos/vmlinuz-a"))).toBe(false);
     const after = usr(disk);
     expect([after.b.priority, after.b.tries, after.b.successful]).toEqual([2, 1, false]);
     expect([after.a.priority, after.a.tries, after.a.successful]).toEqual([1, 0, true]);
