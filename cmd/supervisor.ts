@@ -18,7 +18,7 @@ Runs service units without systemd, from the directories systemd uses
 Commands:
   serve [--root DIR] [--unit-dir DIR]... [--target NAME] [--journal-lines N]
                       run the supervisor; starts the units NAME wants (default multi-user.target)
-  start|stop|restart|reload|try-restart|reload-or-restart|reload-or-try-restart UNIT...
+  start|stop|restart|reload|try-restart|reload-or-restart|reload-or-try-restart [--no-block] UNIT...
                       run a job and wait for it (exit 1 when it fails, 5 when the unit is unknown)
   status [UNIT...]    state and newest output (exit 3 when a unit is not active, 4 when unknown)
   is-active UNIT...   print each unit's active state (exit 3 unless all are active)
@@ -37,12 +37,13 @@ interface Args {
   one: Map<string, string>;
   unitDirs: string[];
   runtime: boolean;
+  noBlock: boolean;
 }
 
 const VALUE_FLAGS = new Set(["socket", "root", "unit-dir", "target", "journal-lines", "n", "lines"]);
 
 function parseArgs(argv: string[]): Args | "help" {
-  const a: Args = { positionals: [], one: new Map(), unitDirs: [], runtime: false };
+  const a: Args = { positionals: [], one: new Map(), unitDirs: [], runtime: false, noBlock: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") {
@@ -57,8 +58,9 @@ function parseArgs(argv: string[]): Args | "help" {
     const eq = body.indexOf("=");
     const name = eq === -1 ? body : body.slice(0, eq);
     if (name === "h" || name === "help") return "help";
-    if (name === "runtime") {
-      a.runtime = true;
+    if (name === "runtime" || name === "no-block") {
+      if (name === "runtime") a.runtime = true;
+      else a.noBlock = true;
       continue;
     }
     if (!VALUE_FLAGS.has(name)) throw new FlagError(`unknown flag ${arg}`);
@@ -217,7 +219,8 @@ export async function runSupervisor(args: string[]): Promise<number> {
         let code = 0;
         for (const u of units) {
           try {
-            await client.run(verb as UnitCommand, u);
+            if (a.noBlock) await client.run(verb as UnitCommand, u);
+            else await client.runAndWait(verb as UnitCommand, u);
           } catch (e) {
             if (e instanceof NotRunningError) throw e;
             const msg = e instanceof ControlError && e.code === "failed" && e.message.startsWith("Job for") ? e.message : `Failed to ${verb} ${u}: ${(e as Error).message}`;

@@ -58,8 +58,17 @@ export class SupervisorClient implements UnitManager {
     }
   }
 
-  /** Waits for the job, as `systemctl start` does; a failed job is an error with systemctl's words. */
+  /**
+   * Queues the job without waiting, like the systemd back end's `systemctl --no-block` (and
+   * coreos-cloudinit's D-Bus StartUnit): cloud-config behaves the same on both. Refusals (unknown
+   * or masked unit, reload not applicable) are errors; how the job ends is in the unit's journal.
+   */
   async run(command: UnitCommand, name: string): Promise<void> {
+    await call(this.socket, { method: "run", command, unit: name, noBlock: true });
+  }
+
+  /** Waits for the job, as `systemctl start` does; a failed job is an error with systemctl's words. */
+  async runAndWait(command: UnitCommand, name: string): Promise<void> {
     const a = await call(this.socket, { method: "run", command, unit: name });
     if (a.result && a.result !== "done") throw new ControlError("failed", jobFailure(command, name, a.result));
   }

@@ -1,6 +1,7 @@
 // The supervisor's control socket: newline-delimited JSON over a Unix socket, one request and one
 // answer line per exchange (the shape of internal/update/status.ts):
 //   {"method":"run","command":"start","unit":"x.service"} -> {"ok":true,"result":"done"|"failed"|...}
+//     with "noBlock":true the answer comes once the job is queued: {"ok":true}
 //   {"method":"status","unit":"x.service"}                 -> {"ok":true,"status":{...UnitStatus}}
 //   {"method":"list"}                                      -> {"ok":true,"units":[UnitStatus...]}
 //   {"method":"journal","unit":"x.service","lines":50}     -> {"ok":true,"entries":[JournalEntry...]}
@@ -37,7 +38,7 @@ export type JobResult = "done" | "failed" | "canceled" | "timeout" | "dependency
 const unitName = v.pipe(v.string(), v.minLength(1), v.maxLength(255));
 
 export const RequestSchema = v.variant("method", [
-  v.object({ method: v.literal("run"), command: v.picklist(COMMANDS), unit: unitName }),
+  v.object({ method: v.literal("run"), command: v.picklist(COMMANDS), unit: unitName, noBlock: v.optional(v.boolean()) }),
   v.object({ method: v.literal("status"), unit: unitName }),
   v.object({ method: v.literal("list") }),
   v.object({ method: v.literal("journal"), unit: unitName, lines: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),

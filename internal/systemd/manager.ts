@@ -54,6 +54,11 @@ export interface UnitManager {
   enable(name: string, where?: Placement): Promise<void>;
   /** Re-reads unit files; cloud-config calls it once after writing every unit. */
   daemonReload(): Promise<void>;
+  /**
+   * Queues the job and returns without waiting for it (systemctl --no-block; coreos-cloudinit's
+   * D-Bus StartUnit did not wait either, and waiting at boot can deadlock on ordering). Refusals
+   * (unknown or masked unit, ...) are errors; the job's outcome is in status() and journal().
+   */
   run(command: UnitCommand, name: string): Promise<void>;
   status(name: string): Promise<UnitStatus>;
   /** The unit's captured output, oldest first (the supervisor keeps it; systemd asks journalctl). */

@@ -155,6 +155,10 @@ export class Supervisor implements ControlHandler {
   async handle(req: Request): Promise<Answer> {
     switch (req.method) {
       case "run":
+        if (req.noBlock) {
+          this.enqueue(req.command, req.unit);
+          return { ok: true };
+        }
         return { ok: true, result: await this.run(req.command, req.unit) };
       case "status":
         return { ok: true, status: this.status(req.unit) };
@@ -173,6 +177,22 @@ export class Supervisor implements ControlHandler {
 
   /** Runs a systemctl verb and waits for its job, like `systemctl start` without --no-block. */
   async run(command: UnitCommand, unit: string): Promise<JobResult> {
+    return this.plan(command, unit)();
+  }
+
+  /**
+   * `systemctl --no-block`: what systemctl refuses before queueing (unknown or masked unit, reload
+   * not applicable) is thrown now; the job runs on, and its end is in the unit's journal.
+   */
+  enqueue(command: UnitCommand, unit: string): void {
+    const go = this.plan(command, unit);
+    void go().then((r) => {
+      if (r !== "done") log.warn(`${normalizeName(unit)}: ${command} job ${r}`);
+    });
+  }
+
+  /** Checks a request against the unit and returns the job to run. */
+  private plan(command: UnitCommand, unit: string): () => Promise<JobResult> {
     const rt = this.runtime(normalizeName(unit));
     const m = this.machineFor(rt);
     const active = m.active === "active" || m.active === "reloading" || m.active === "activating";
@@ -197,15 +217,17 @@ export class Supervisor implements ControlHandler {
       }
     };
     const job = jobFor();
-    if (job === null) return "done";
-    if (job === "start" || job === "restart") {
-      const failed = await this.startDependencies(rt, new Set([rt.name]));
-      if (failed) {
-        this.apply(rt, { t: "note", message: `Dependency failed for ${m.def.description} (${failed}).` });
-        return "dependency";
+    return async () => {
+      if (job === null) return "done";
+      if (job === "start" || job === "restart") {
+        const failed = await this.startDependencies(rt, new Set([rt.name]));
+        if (failed) {
+          this.apply(rt, { t: "note", message: `Dependency failed for ${m.def.description} (${failed}).` });
+          return "dependency";
+        }
       }
-    }
-    return this.job(rt, job);
+      return this.job(rt, job);
+    };
   }
 
   /**

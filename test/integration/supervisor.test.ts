@@ -103,6 +103,8 @@ describe("coreos supervisor serve + CLI", () => {
     expect(st.out).toContain("Active: failed (Result: exit-code)");
     expect(st.out).toContain("(code=exited, status=4/NOPERMISSION)");
     expect(st.out).toMatch(/sh\[\d+\]: failing/);
+    expect(await cli("start", "--no-block", "bad")).toMatchObject({ code: 0, err: "" });
+    await until(async () => (await cli("status", "bad")).out.includes("Active: failed"), "bad.service failed");
     expect((await cli("reset-failed", "bad")).code).toBe(0);
     expect((await cli("status", "bad")).out).toContain("Active: inactive (dead)");
     const missing = await cli("start", "nope");
@@ -115,10 +117,13 @@ describe("coreos supervisor serve + CLI", () => {
     await m.writeUnit("hello.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/echo hello from cloud-config\n", { runtime: true });
     await m.writeDropIn("hello.service", "10-env.conf", "[Service]\nEnvironment=WHO=drop-in\nExecStart=\nExecStart=/bin/sh -c 'echo hello $WHO'\n", { runtime: true });
     await m.daemonReload();
+    // Queued, not waited for (like systemctl --no-block on a systemd host).
     await m.run("start", "hello.service");
+    await until(async () => (await m.status("hello.service")).active === "active", "hello.service active");
     expect(await m.status("hello.service")).toMatchObject({ load: "loaded", active: "active", sub: "exited", path: "/run/systemd/system/hello.service" });
     expect(await m.journal("hello.service")).toContain("hello drop-in");
-    await expect(m.run("start", "bad.service")).rejects.toThrow("Job for bad.service failed");
+    await expect(m.run("start", "absent.service")).rejects.toThrow("Unit absent.service not found.");
+    await expect(m.runAndWait("start", "bad.service")).rejects.toThrow("Job for bad.service failed");
   });
 
   test("restart and daemon-reload through the CLI", async () => {

@@ -207,6 +207,15 @@ describe("supervisor", () => {
     await s.run("stop", "plain");
   });
 
+  test("enqueue (--no-block): refusals at once, the job runs on", async () => {
+    unit("queued.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/echo queued ran\n");
+    const s = supervisor();
+    expect(() => s.enqueue("start", "not-there")).toThrow("Unit not-there.service not found.");
+    s.enqueue("start", "queued");
+    await until(() => s.status("queued").active === "active", "queued.service active");
+    expect(lines(s, "queued")).toContain("queued ran");
+  });
+
   test("unknown, masked and broken units are refused with systemctl's words", async () => {
     unit("masked.service", "");
     const s = supervisor();
