@@ -163,7 +163,13 @@ export function authorizeKeys(root: string, user: string, name: string, keys: st
   const u = new Accounts(root).user(user);
   if (!u) throw new Error(`cannot authorize SSH keys: user "${user}" does not exist`);
   const owner = { uid: u.uid, gid: u.gid };
-  const sshDir = inRoot(root, posix.join(u.home, ".ssh"));
+  const home = inRoot(root, u.home);
+  if (!existsSync(home)) {
+    // A user made with no_create_home still gets a home to hold its keys, owned by it.
+    mkdirSync(home, { recursive: true, mode: 0o755 });
+    chownSync(home, owner.uid, owner.gid);
+  }
+  const sshDir = join(home, ".ssh");
   const keysDir = join(sshDir, "authorized_keys.d");
   for (const d of [sshDir, keysDir]) {
     mkdirSync(d, { recursive: true, mode: 0o700 });

@@ -122,11 +122,10 @@ export async function runCloudinit(o: RunOptions): Promise<number> {
       // The substituted text is what gets applied, so that is what is validated: a value brought
       // in by a substitution cannot slip past the validator. Line numbers are the same.
       const entries = validate(text);
-      for (const e of entries) log.warn(formatEntry(e));
+      for (const e of entries) if (e.kind !== "error") log.warn(formatEntry(e));
       const errors = entries.filter((e) => e.kind === "error");
       if (errors.length > 0) {
-        const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
-        log.error(`cloud-config not applied, nothing was changed: ${formatEntry(errors[0]!)}${more}`);
+        log.error(`cloud-config not applied, nothing was changed: ${errors.map(formatEntry).join("; ")}`);
         return o.ignoreFailure ? 0 : 1;
       }
       config = text;

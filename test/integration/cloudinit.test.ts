@@ -190,6 +190,12 @@ describe("the documentation example, applied with --root", () => {
 describe("bad input: one clear line, the right exit code, nothing written", () => {
   const cases: [string, string, number, RegExp][] = [
     ["invalid YAML", "#cloud-config\nhostname: a\nusers:\n  - name: [x\n", 1, /cloud-config not applied, nothing was changed: line \d: error: /],
+    [
+      "two errors",
+      "#cloud-config\nwrite_files:\n  - path: /usr/a\n  - path: /etc/b\n    permissions: 999\n",
+      1,
+      /nothing was changed: line 3: error: file cannot be written to a read-only filesystem; line 5: error: invalid value 999$/,
+    ],
     ["a file under /usr", "#cloud-config\nhostname: a\nwrite_files:\n  - path: /etc/ok\n    content: fine\n  - path: /usr/share/x\n    content: no\n", 1, /line 6: error: file cannot be written to a read-only filesystem/],
     ["undecodable content", "#cloud-config\nwrite_files:\n  - path: /etc/a\n    content: ok\n  - path: /etc/b\n    encoding: gzip+base64\n    content: bm90IGd6aXA=\n", 1, /line 7: error: content cannot be decoded as "gzip\+base64"/],
     ["an unknown group", "#cloud-config\nhostname: a\nusers:\n  - name: u\n    groups: [wheel]\n", 1, /group "wheel" does not exist/],
@@ -207,6 +213,8 @@ describe("bad input: one clear line, the right exit code, nothing written", () =
       expect(r.code).toBe(code);
       const errors = r.stderr.split("\n").filter((l) => / E \| /.test(l));
       expect(errors).toHaveLength(1);
+      // Validator errors are in that one line, not repeated as warnings.
+      expect(r.stderr.split("\n").filter((l) => / W \| .*: error: /.test(l))).toEqual([]);
       expect(errors[0]).toMatch(message);
       expect(snapshot(root)).toEqual(before);
       expect((await cloudinit(["--from-file", file, "--root", root, "--ignore-failure"])).code).toBe(0);
@@ -501,11 +509,11 @@ describe("datasources", () => {
     mkdirSync(join(drive, "openstack/latest"), { recursive: true });
     writeFileSync(join(drive, "openstack/latest/user_data"), "#cloud-config\nwrite_files:\n  - path: /etc/drive\n    content: from the drive\n");
     writeFileSync(join(drive, "openstack/latest/meta_data.json"), JSON.stringify({ hostname: "drive-host.novalocal", public_keys: { mykey: "ssh-rsa AAAAdrive mykey" } }));
-    const r = await cloudinit(["--from-configdrive", drive, "--root", root]);
+    const r = await cloudinit(["--from-configdrive", drive, "--root", root, "--ssh-key-name", "drive-keys"]);
     expect(r.code).toBe(0);
     expect(read(root, "etc/drive")).toBe("from the drive");
     expect(read(root, "etc/hostname")).toBe("drive-host\n");
-    expect(core(root)).toBe("ssh-rsa AAAAdrive mykey\n");
+    expect(read(root, "home/core/.ssh/authorized_keys.d/drive-keys")).toBe("ssh-rsa AAAAdrive mykey\n");
   });
 
   test("script user-data is saved in the workspace and not run in an offline root; Ignition is left alone", async () => {
