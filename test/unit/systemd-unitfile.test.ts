@@ -189,6 +189,23 @@ describe("names and specifiers", () => {
     expect(escapeString(".hidden")).toBe("\\x2ehidden");
   });
 
+  test("escaping agrees with the real systemd-escape", async () => {
+    const strings = ["a/b c", ".hidden", "ü-ber", "x.y_z:1", "-lead", "tab\there", "a..b", "100%"];
+    const paths = ["/var/lib/coreos-install/user_data", "/", "//a//b/", "/media/configdrive", "/dev/disk/by-label/config-2"];
+    const run = async (args: string[]) => {
+      const p = Bun.spawn(["systemd-escape", ...args], { stdout: "pipe" });
+      const out = await new Response(p.stdout).text();
+      expect(await p.exited).toBe(0);
+      return out.replace(/\n$/, "").split(" ");
+    };
+    expect(await run(["--", ...strings])).toEqual(strings.map(escapeString));
+    expect(await run(["--path", "--", ...paths])).toEqual(paths.map(escapePath));
+    const escaped = strings.map(escapeString);
+    // Unescaped strings may hold spaces, so one call each.
+    for (const e of escaped) expect((await run(["--unescape", "--", e])).join(" ")).toBe(unescapeString(e));
+    expect(await run(["--unescape", "--path", "--", ...paths.map(escapePath)])).toEqual(paths.map(escapePath).map(unescapePath));
+  });
+
   const name = "user-cloudinit@var-lib-coreos\\x2dinstall-user_data.service";
   const cases: [string, string][] = [
     ["%n", name],
