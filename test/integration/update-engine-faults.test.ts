@@ -4,7 +4,11 @@
 // right error event (code | TestOmahaUrlFlag, since the server is not the production one) reached
 // the server. HTTP 500/503 back off: the daemon's scheduled checks double their interval.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { partitionRange, readDisk } from "../../internal/gpt/index.ts";
+import { buildPayload } from "../../internal/payload/index.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
 import {
   attrs,
@@ -125,4 +129,65 @@ describe("backoff on 500/503", () => {
       srv.stop();
     }
   }, 30000);
+});
+
+describe("kill -9 during the download", () => {
+  test("the restarted daemon resumes with a Range request and installs", async () => {
+    const r3 = join(dir, "root-kill");
+    const disk3 = join(dir, "disk-kill.img");
+    const srv = new OmahaServer();
+    try {
+      makeRoot(r3, { server: srv.url, version: "1.0.0", publicPem: keys.publicPem });
+      makeDisk(disk3);
+      // Four 1 MiB operations of random data: resume points at each MiB.
+      const image = new Uint8Array(4 * 1024 * 1024);
+      for (let i = 0; i < image.length; i += 65536) crypto.getRandomValues(image.subarray(i, i + 65536));
+      writeFileSync(join(dir, "big.img"), image);
+      const file = join(dir, "big.gz");
+      await buildPayload({ imagePath: join(dir, "big.img"), privateKeyPem: keys.privatePem, outPath: file });
+      const bytes = new Uint8Array(readFileSync(file));
+      const big: BuiltPayload = {
+        file,
+        bytes,
+        size: bytes.length,
+        sha256: createHash("sha256").update(bytes).digest("base64"),
+        sha1: createHash("sha1").update(bytes).digest("base64"),
+        image,
+      };
+      srv.reply = { kind: "update", version: "3.0.0", payload: big };
+      srv.payloadMode = "slow";
+      const table = attrs(disk3);
+      const first = await startDaemon({ root: r3, disk: disk3, usrPartition: "3" });
+      await client(["-check_for_update"], first.socket);
+      await until("half the payload sent", () => srv.payloadBytesSent > 2.5 * 1024 * 1024);
+      first.proc.kill("SIGKILL");
+      await first.proc.exited;
+      expect(attrs(disk3)).toBe(table);
+
+      srv.payloadMode = "whole";
+      const second = await startDaemon({ root: r3, disk: disk3, usrPartition: "3" });
+      try {
+        const r = await client(["-update"], second.socket);
+        expect(r.err).toContain("Update succeeded");
+        expect(srv.payloadRequests).toHaveLength(2);
+        expect(srv.payloadRequests[0]).toBe("3.0.0/coreos_production_update.gz");
+        const resumedFrom = Number(/bytes=(\d+)-$/.exec(srv.payloadRequests[1]!)?.[1]);
+        expect(resumedFrom).toBeGreaterThanOrEqual(1024 * 1024);
+        // What was sent again is less than the whole payload.
+        expect(srv.payloadBytesSent).toBeLessThan(2 * big.size);
+        const b = partitionRange(readDisk(disk3), 4);
+        const got = new Uint8Array(image.length);
+        const fd = openSync(disk3, "r");
+        readSync(fd, got, 0, got.length, b.offset);
+        closeSync(fd);
+        expect(Buffer.from(got).equals(Buffer.from(image))).toBe(true);
+        expect(attrs(disk3)).toStartWith("A P1 T0 S1 raw=101000000000000 | B P2 T1 S0");
+        expect(second.stderr()).toContain("resuming");
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      srv.stop();
+    }
+  }, 60000);
 });

@@ -117,9 +117,14 @@ export type Reply =
 export class OmahaServer {
   readonly log: Logged[] = [];
   reply: Reply = { kind: "noupdate" };
-  /** How the payload is served: whole, or cut to its first half (Content-Length of the half). */
-  payloadMode: "whole" | "truncated" = "whole";
+  /**
+   * How the payload is served: whole, cut to its first half (Content-Length of the half), or
+   * slowly (64 KiB every 20 ms, so a test can kill the client in the middle).
+   */
+  payloadMode: "whole" | "truncated" | "slow" = "whole";
   payloadRequests: string[] = [];
+  /** Payload bytes handed to the network so far. */
+  payloadBytesSent = 0;
   private server: ReturnType<typeof Bun.serve>;
 
   constructor() {
@@ -184,12 +189,29 @@ export class OmahaServer {
     let bytes = r.payload.bytes;
     if (this.payloadMode === "truncated") bytes = bytes.subarray(0, Math.floor(bytes.length / 2));
     const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
-    if (range) {
-      const from = Number(range[1]);
-      if (from >= bytes.length) return new Response(null, { status: 416 });
-      return new Response(bytes.subarray(from), { status: 206, headers: { "Content-Range": `bytes ${from}-${bytes.length - 1}/${bytes.length}` } });
+    const from = range ? Number(range[1]) : 0;
+    if (from >= bytes.length) return new Response(null, { status: 416 });
+    const headers: Record<string, string> = { "Content-Length": String(bytes.length - from) };
+    if (range) headers["Content-Range"] = `bytes ${from}-${bytes.length - 1}/${bytes.length}`;
+    return new Response(this.body(bytes.subarray(from)), { status: range ? 206 : 200, headers });
+  }
+
+  private body(bytes: Uint8Array): Uint8Array | ReadableStream<Uint8Array> {
+    if (this.payloadMode !== "slow") {
+      this.payloadBytesSent += bytes.length;
+      return bytes;
     }
-    return new Response(bytes);
+    let at = 0;
+    return new ReadableStream({
+      pull: async (c) => {
+        if (at >= bytes.length) return c.close();
+        await Bun.sleep(20);
+        const chunk = bytes.subarray(at, at + 64 * 1024);
+        at += chunk.length;
+        this.payloadBytesSent += chunk.length;
+        c.enqueue(chunk);
+      },
+    });
   }
 }
 
