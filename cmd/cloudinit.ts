@@ -6,24 +6,12 @@ import pkg from "../package.json" with { type: "json" };
 import { parseGoDuration } from "../internal/ctl/goflag.ts";
 import { FlagError, parseFlags, usage, type FlagDef } from "../internal/flags/flags.ts";
 import { logger } from "../internal/log/log.ts";
-import { pickManager } from "../internal/systemd/pick.ts";
 import type { UnitManager } from "../internal/systemd/manager.ts";
-import {
-  configDriveSource,
-  digitalOceanSource,
-  ec2Source,
-  fileSource,
-  gceSource,
-  guestinfoSource,
-  ovfEnvSource,
-  packetSource,
-  procCmdlineSource,
-  urlSource,
-  waagentSource,
-  type Datasource,
-} from "../internal/cloudinit/datasource.ts";
-import { gunzipIfGzip, printEntries, runCloudinit as run } from "../internal/cloudinit/run.ts";
-import { formatEntry, validate } from "../internal/cloudinit/validate.ts";
+import type { Datasource } from "../internal/cloudinit/datasource.ts";
+
+// The YAML parser, the datasources and the unit layer are loaded once the flags ask for them, so
+// --version and --help start as fast as the binary can.
+const validation = () => Promise.all([import("../internal/cloudinit/run.ts"), import("../internal/cloudinit/validate.ts")]);
 
 const s = (d: string, description: string) => ({ kind: "string" as const, default: d, description }) satisfies FlagDef;
 const b = (description: string) => ({ kind: "bool" as const, default: false, description }) satisfies FlagDef;
@@ -82,7 +70,8 @@ ${usage(FLAGS, "CLOUDINIT")}
 const log = logger("cloudinit");
 const env = process.env as Record<string, string | undefined>;
 
-function validateFiles(files: string[], json: boolean): number {
+async function validateFiles(files: string[], json: boolean): Promise<number> {
+  const [{ gunzipIfGzip, printEntries }, { formatEntry, validate }] = await validation();
   if (files.length === 0) {
     process.stderr.write("coreos cloudinit validate: no files given (usage: coreos cloudinit validate [--json] FILE...)\n");
     return 2;
@@ -156,19 +145,22 @@ export async function runCloudinit(args: string[]): Promise<number> {
     return 2;
   }
 
+  const ds = await import("../internal/cloudinit/datasource.ts");
+  const { runCloudinit: run } = await import("../internal/cloudinit/run.ts");
+  const { pickManager } = await import("../internal/systemd/pick.ts");
   const sources: Datasource[] = [];
-  if (v["from-file"]) sources.push(fileSource(v["from-file"]));
-  if (v["from-url"]) sources.push(urlSource(v["from-url"]));
-  if (v["from-configdrive"]) sources.push(configDriveSource(v["from-configdrive"]));
-  if (v["from-metadata-service"]) sources.push(ec2Source("http://169.254.169.254/"));
-  if (v["from-ec2-metadata"]) sources.push(ec2Source(v["from-ec2-metadata"]));
-  if (v["from-gce-metadata"]) sources.push(gceSource(v["from-gce-metadata"]));
-  if (v["from-digitalocean-metadata"]) sources.push(digitalOceanSource(v["from-digitalocean-metadata"]));
-  if (v["from-waagent"]) sources.push(waagentSource(v["from-waagent"]));
-  if (v["from-packet-metadata"]) sources.push(packetSource(v["from-packet-metadata"]));
-  if (v["from-proc-cmdline"]) sources.push(procCmdlineSource(v["proc-cmdline"]));
-  if (v["from-vmware-guestinfo"]) sources.push(guestinfoSource());
-  if (v["from-vmware-ovf-env"]) sources.push(ovfEnvSource(v["from-vmware-ovf-env"]));
+  if (v["from-file"]) sources.push(ds.fileSource(v["from-file"]));
+  if (v["from-url"]) sources.push(ds.urlSource(v["from-url"]));
+  if (v["from-configdrive"]) sources.push(ds.configDriveSource(v["from-configdrive"]));
+  if (v["from-metadata-service"]) sources.push(ds.ec2Source("http://169.254.169.254/"));
+  if (v["from-ec2-metadata"]) sources.push(ds.ec2Source(v["from-ec2-metadata"]));
+  if (v["from-gce-metadata"]) sources.push(ds.gceSource(v["from-gce-metadata"]));
+  if (v["from-digitalocean-metadata"]) sources.push(ds.digitalOceanSource(v["from-digitalocean-metadata"]));
+  if (v["from-waagent"]) sources.push(ds.waagentSource(v["from-waagent"]));
+  if (v["from-packet-metadata"]) sources.push(ds.packetSource(v["from-packet-metadata"]));
+  if (v["from-proc-cmdline"]) sources.push(ds.procCmdlineSource(v["proc-cmdline"]));
+  if (v["from-vmware-guestinfo"]) sources.push(ds.guestinfoSource());
+  if (v["from-vmware-ovf-env"]) sources.push(ds.ovfEnvSource(v["from-vmware-ovf-env"]));
   if (sources.length === 0) {
     process.stderr.write(`${PROVIDE}\n\n${HELP}`);
     return 2;
