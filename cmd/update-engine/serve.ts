@@ -3,6 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { FlagError, parseFlags, usage, type FlagDef } from "../../internal/flags/flags.ts";
 import { log } from "../../internal/log/log.ts";
+import { DURABILITIES, type Durability } from "../../internal/updateserver/db.ts";
 import { createUpdateServer } from "../../internal/updateserver/server.ts";
 
 const s = (d: string, description: string): FlagDef => ({ kind: "string", default: d, description });
@@ -12,6 +13,10 @@ const FLAGS = {
   listen: s("http://127.0.0.1:8000", "URL to listen on (http://host:port)"),
   "public-url": s("", "base URL machines reach this server at, for hosted payload URLs (default: from each request's Host)"),
   "token-file": s("", "at first start, also write the admin token to this file (mode 0600)"),
+  durability: s(
+    "process",
+    "process: an acknowledged Omaha request survives kill -9 and any server crash (WAL, synchronous=NORMAL); power: also a power loss (an fsync per group commit)",
+  ),
   "max-payload-size": { kind: "uint", default: 8 * 1024 * 1024 * 1024, description: "largest payload upload accepted, in bytes" } as FlagDef,
   debug: { kind: "bool", default: false, description: "debug logging" } as FlagDef,
 };
@@ -37,6 +42,9 @@ export async function run(args: string[]): Promise<number> {
       return 0;
     }
     if (p.positionals.length > 0) throw new FlagError(`unexpected argument "${p.positionals[0]}"`);
+    if (!DURABILITIES.includes(p.values.durability as Durability)) {
+      throw new FlagError(`invalid value "${p.values.durability}" for flag -durability: want ${DURABILITIES.join(" or ")}`);
+    }
   } catch (e) {
     if (e instanceof FlagError) {
       process.stderr.write(`${e.message}\n`);
@@ -56,7 +64,7 @@ export async function run(args: string[]): Promise<number> {
   const l = log.withTag("update-server");
   let srv;
   try {
-    srv = createUpdateServer({ dataDir: String(v["data-dir"]), publicUrl: v["public-url"] ? String(v["public-url"]) : undefined, maxPayloadBytes: Number(v["max-payload-size"]) });
+    srv = createUpdateServer({ dataDir: String(v["data-dir"]), publicUrl: v["public-url"] ? String(v["public-url"]) : undefined, maxPayloadBytes: Number(v["max-payload-size"]), durability: v.durability as Durability });
   } catch (e) {
     process.stderr.write(`coreos update-engine serve: ${(e as Error).message}\n`);
     return 1;

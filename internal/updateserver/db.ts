@@ -1,7 +1,15 @@
-// The update server's SQLite database (bun:sqlite) in the data dir. WAL with synchronous=FULL: a
-// commit returns only after the WAL is on disk, and the Omaha handler answers only after its
-// commit (see commit.ts), so every acknowledged grant and event survives kill -9 or power loss.
+// The update server's SQLite database (bun:sqlite) in the data dir, in WAL mode. The Omaha handler
+// answers only after its transaction committed (commit.ts), so what a machine was told is in the
+// WAL. How far that holds is the durability setting:
+//   "process": synchronous=NORMAL. A commit is written to the WAL file before it returns, so an
+//              acknowledged grant or event survives kill -9 and any crash of the server; the WAL
+//              is fsynced at checkpoints, so a power loss can take the last moments with it.
+//   "power":   synchronous=FULL. Every commit also fsyncs the WAL (one fsync per group commit,
+//              on the event loop): survives power loss, at a cost in checks per second.
 import { Database } from "bun:sqlite";
+
+export type Durability = "process" | "power";
+export const DURABILITIES: readonly Durability[] = ["process", "power"];
 
 const SCHEMA_VERSION = 1;
 
@@ -124,10 +132,10 @@ CREATE TABLE token (
 );
 `;
 
-export function openDatabase(file: string): Database {
+export function openDatabase(file: string, durability: Durability = "process"): Database {
   const db = new Database(file, { create: true, strict: true });
   db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA synchronous = FULL");
+  db.exec(`PRAGMA synchronous = ${durability === "power" ? "FULL" : "NORMAL"}`);
   db.exec("PRAGMA foreign_keys = ON");
   db.exec("PRAGMA busy_timeout = 5000");
   // Bigger checkpoints: fewer stalls on the hot path, the WAL stays a few MiB.

@@ -8,7 +8,7 @@ import { apiApp } from "./api.ts";
 import { bearer, Tokens } from "./auth.ts";
 import { Committer } from "./commit.ts";
 import { dashboardApp } from "./dashboard.ts";
-import { openDatabase } from "./db.ts";
+import { openDatabase, type Durability } from "./db.ts";
 import { ApiError } from "./errors.ts";
 import { metricsText } from "./metrics.ts";
 import { handleOmaha, type OmahaCounters } from "./omaha-http.ts";
@@ -25,6 +25,7 @@ export interface UpdateServerOptions {
   /** Base of hosted payload URLs (e.g. https://updates.example.com); default: from the request's Host. */
   publicUrl?: string;
   maxPayloadBytes?: number;
+  durability?: Durability;
 }
 
 export interface UpdateServer {
@@ -47,7 +48,7 @@ function pathOf(url: string): string {
 export function createUpdateServer(o: UpdateServerOptions): UpdateServer {
   mkdirSync(o.dataDir, { recursive: true });
   const clock = o.clock ?? Date.now;
-  const db = openDatabase(join(o.dataDir, "update-server.db"));
+  const db = openDatabase(join(o.dataDir, "update-server.db"), o.durability);
   const store = new Store(db, clock);
   const tokens = new Tokens(db, clock);
   const firstToken = tokens.empty ? tokens.create("admin").token : null;

@@ -122,10 +122,10 @@ export interface ServerProc {
 export const COREOS = process.env.COREOS_CMD?.split(" ") ?? [BIN];
 
 /** `coreos update-engine serve` on a free port (or the given one, to restart on the same URL). */
-export async function startServer(dataDir: string, port = freePort()): Promise<ServerProc> {
+export async function startServer(dataDir: string, port = freePort(), extraArgs: string[] = []): Promise<ServerProc> {
   const url = `http://127.0.0.1:${port}`;
   const tokenFile = join(dataDir, "..", `token-${port}`);
-  const proc = Bun.spawn([...COREOS, "update-engine", "serve", "--data-dir", dataDir, "--listen", url, "--token-file", tokenFile], {
+  const proc = Bun.spawn([...COREOS, "update-engine", "serve", "--data-dir", dataDir, "--listen", url, "--token-file", tokenFile, ...extraArgs], {
     stdout: "pipe",
     stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
   });
