@@ -4,7 +4,7 @@
 // from one pass on the main thread: the running hash is copied at the start of the signatures
 // blob. The target is good only after finish() has checked the payload hash, the signature and
 // the read-back partition hash.
-import { createHash, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createHash, timingSafeEqual, type Hash, type KeyObject } from "node:crypto";
 import { closeSync, constants as fsc, fstatSync, fsyncSync, ftruncateSync, openSync, readSync } from "node:fs";
 import { PayloadError } from "./errors.ts";
 import type { OpJob, OpOutcome } from "./exec.ts";
@@ -143,6 +143,12 @@ export class Applier {
   private have = 0;
   private buf = new Uint8Array(HEADER_SIZE);
   private readonly finishedOps: boolean[] = [];
+  /**
+   * When the partition operations write the partition front to back (every full payload does),
+   * the written partition is read back and hashed as the operations complete, instead of in one
+   * pass at the end.
+   */
+  private readBackHash?: { hash: Hash; bytes: number };
   private failure?: PayloadError;
   private readonly runner: OpRunner;
   private readonly fileHash = createHash("sha256");
@@ -166,11 +172,16 @@ export class Applier {
 
   /** Waits for the operations in flight (they write to our file descriptors), then releases everything. */
   async close(): Promise<void> {
-    await this.runner.below(1);
+    await this.settle();
     this.runner.close();
     if (this.partition) closeSync(this.partition.fd);
     if (this.kernel) closeSync(this.kernel.fd);
     this.partition = this.kernel = undefined;
+  }
+
+  /** Resolves when no operation is in flight (whether they succeeded or not). */
+  settle(): Promise<void> {
+    return this.runner.below(1);
   }
 
   /** Backpressure: resolves when the workers can take more (rejects with an operation's failure). */
@@ -186,8 +197,51 @@ export class Applier {
     }
     this.finishedOps[o.index] = true;
     const before = this.opsDone;
-    while (this.finishedOps[this.opsDone]) this.opsDone++;
+    this.advance();
     if (this.opsDone > before) this.onOpsDone?.();
+  }
+
+  private advance(): void {
+    while (this.finishedOps[this.opsDone]) {
+      const p = this.ops[this.opsDone]!;
+      const rb = this.readBackHash;
+      if (rb && p.dest === "partition") {
+        try {
+          rb.bytes = this.hashExtents(rb.hash, rb.bytes, p);
+        } catch (e) {
+          this.failure ??= new PayloadError("partition-hash", `reading back the partition: ${(e as Error).message}`);
+        }
+      }
+      this.opsDone++;
+    }
+  }
+
+  /** Feeds the operation's written blocks (up to the new partition size) to the read-back hash. */
+  private hashExtents(hash: Hash, hashed: number, p: PlannedOp): number {
+    const size = this.manifest!.newPartitionInfo!.size ?? 0;
+    const d = this.partition!;
+    for (const e of p.op.dstExtents) {
+      const bytes = Math.min(e.numBlocks * this.blockSize, size - hashed);
+      if (bytes <= 0) break;
+      const buf = new Uint8Array(bytes);
+      readAll(d.fd, buf, d.offset + (e.startBlock as number) * this.blockSize);
+      hash.update(buf);
+      hashed += bytes;
+    }
+    return hashed;
+  }
+
+  /** Whether the partition operations, in blob order, write blocks 0, 1, 2, ... exactly once. */
+  private frontToBack(): boolean {
+    let next = 0;
+    for (const p of this.ops) {
+      if (p.dest !== "partition") continue;
+      for (const e of p.op.dstExtents) {
+        if (e.startBlock !== next) return false;
+        next += e.numBlocks;
+      }
+    }
+    return next * this.blockSize >= (this.manifest!.newPartitionInfo?.size ?? 0);
   }
 
   push(chunk: Uint8Array): void {
@@ -333,6 +387,7 @@ export class Applier {
       throw new PayloadError("manifest", `signatures blob at offset ${m.signaturesOffset}, expected ${cursor} (right after the last operation)`);
     }
     this.total = this.metadataSize + cursor + (m.signaturesOffset !== undefined ? (m.signaturesSize ?? 0) : 0);
+    if (this.partition && this.frontToBack()) this.readBackHash = { hash: createHash("sha256"), bytes: 0 };
     const want = this.opts.expectedSize;
     if (want !== undefined && this.total !== want) {
       throw new PayloadError("size", `payload manifest describes ${this.total} bytes but ${want} were expected`);
@@ -355,13 +410,25 @@ export class Applier {
     return p.dest === "partition" ? this.partition : p.dest === "kernel" ? this.kernel : undefined;
   }
 
+  /**
+   * A blob the worker can own: it is moved there, and a view would drag its whole buffer along.
+   * The assembly buffer itself is handed over when the blob fills it (a fresh one is made for the
+   * next blob); a view into the caller's chunk is copied.
+   */
+  private own(blob: Uint8Array): Uint8Array {
+    if (blob.buffer === this.buf.buffer && blob.byteOffset === 0 && blob.length === this.buf.length) {
+      this.buf = new Uint8Array(0);
+      return blob;
+    }
+    return blob.slice();
+  }
+
   private dispatch(p: PlannedOp, blob: Uint8Array): void {
     const d = this.destOf(p);
     const job: OpJob = {
       index: p.index,
       type: p.op.type === OpType.REPLACE_BZ ? 1 : 0,
-      // own copies: the blob is moved to the worker, and a view would drag its whole buffer along
-      blob: blob.slice(),
+      blob: this.own(blob),
       sha256: p.op.dataSha256Hash?.slice(),
       start: p.start,
       fd: d ? d.fd : -1,
@@ -403,14 +470,14 @@ export class Applier {
     this.consumed(blob);
     this.finishedOps[p.index] = true;
     this.opsReceived++;
-    this.opsDone++;
+    this.advance();
     this.nextStage();
     return true;
   }
 
   /** Checks what only the end can tell, in update_engine's order: size, payload hash, signature, partition, kernel. */
   async finish(): Promise<ApplyResult> {
-    await this.runner.below(1);
+    await this.settle();
     if (this.failure) throw this.failure;
     if (this.phase !== "done") {
       const total = this.opts.expectedSize ?? this.total;
@@ -438,7 +505,9 @@ export class Applier {
     let partitionHash = info?.hash ?? new Uint8Array(0);
     const partitionSize = info?.size ?? 0;
     if (this.partition) {
-      partitionHash = this.checkWritten(this.partition, info!, "partition-hash", "partition");
+      const rb = this.readBackHash;
+      const done = rb && rb.bytes === (info!.size ?? 0) ? rb.hash.digest() : undefined;
+      partitionHash = this.checkWritten(this.partition, info!, "partition-hash", "partition", done);
     }
     let kernelHash = this.kernelInfo?.hash;
     if (this.kernel && this.kernelInfo?.hash) {
@@ -448,13 +517,14 @@ export class Applier {
     return { size: this.position, sha256, partitionHash, partitionSize, kernelHash, signatureChecked, operations: this.ops.length };
   }
 
-  private checkWritten(d: Dest, info: InstallInfo, check: "partition-hash" | "kernel-hash", what: string): Uint8Array {
+  /** fsync, then the read-back hash (computed here unless `hashed` already has it) against the manifest. */
+  private checkWritten(d: Dest, info: InstallInfo, check: "partition-hash" | "kernel-hash", what: string, hashed?: Uint8Array): Uint8Array {
     try {
       fsyncSync(d.fd);
     } catch (e) {
       throw new PayloadError("write", `flushing the ${what}: ${(e as Error).message}`);
     }
-    const got = hashRange(d.fd, d.offset, info.size ?? 0);
+    const got = hashed ?? hashRange(d.fd, d.offset, info.size ?? 0);
     if (info.hash && !sameBytes(got, info.hash)) {
       throw new PayloadError(check, `written ${what} SHA-256 ${hex(got)} does not match the manifest's ${hex(info.hash)}`);
     }

@@ -56,7 +56,7 @@ export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResu
   const state = new ResumeState(o.stateDir, identity);
   const applier = new Applier({ target: o.target, kernelPath: o.kernelPath, publicKey, expectedSize: o.size, expectedSha256 });
   applier.onOpReceived = (p, blob) => state.received(applier, p, blob);
-  applier.onOpsDone = () => state.save(applier);
+  applier.onOpsDone = () => state.progressed(applier);
   const retries = o.retries ?? 4;
   const delay = o.retryDelayMs ?? 500;
   let requests = 0;
@@ -81,8 +81,10 @@ export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResu
     state.clear();
     return { ...result, resumedFrom, requests };
   } catch (e) {
-    if (resumable(e)) state.save(applier);
-    else state.clear(); // the payload itself is bad: a resume would only reproduce the failure
+    if (resumable(e)) {
+      await applier.settle(); // operations still in flight count too
+      state.save(applier);
+    } else state.clear(); // the payload itself is bad: a resume would only reproduce the failure
     if (e instanceof PayloadError) throw e;
     throw new PayloadError("transfer", (e as Error).message);
   } finally {
@@ -146,6 +148,7 @@ async function fetchFrom(o: DownloadOptions, applier: Applier): Promise<void> {
       applier.push(chunk);
       await applier.drain();
       o.onProgress?.(applier.position, total());
+      if (o.signal?.aborted) throw new PayloadError("aborted", "download aborted");
     }
   } finally {
     reader.releaseLock();

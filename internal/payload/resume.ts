@@ -21,11 +21,17 @@ type State = v.InferOutput<typeof StateSchema>;
 const STATE = "state.json";
 const METADATA = "metadata.bin";
 const KEPT = "kept.bin";
+/**
+ * Checkpoints at most this often while applying: a rename costs milliseconds on a busy disk,
+ * too much per 1 MiB operation; a kill loses at most this much progress plus what was in flight.
+ */
+const CHECKPOINT_MS = 250;
 
 export class ResumeState {
   private keptFd?: number;
   private keptBytes = 0;
   private hasMetadata = false;
+  private lastSave = 0;
 
   constructor(
     private readonly dir: string,
@@ -117,12 +123,15 @@ export class ResumeState {
     }
   }
 
-  /**
-   * Writes the checkpoint (atomically: temp file and rename). Called whenever more operations are
-   * applied: one small rename per 1 MiB operation is cheap, and a kill loses only what was in flight.
-   */
+  /** Called whenever more operations are applied. */
+  progressed(applier: Applier): void {
+    if (Date.now() - this.lastSave >= CHECKPOINT_MS) this.save(applier);
+  }
+
+  /** Writes the checkpoint (atomically: temp file and rename). */
   save(applier: Applier): void {
     if (!this.hasMetadata) return;
+    this.lastSave = Date.now();
     const st: State = { version: 1, identity: this.identity, opsDone: applier.opsDone };
     const tmp = join(this.dir, `${STATE}.tmp`);
     try {

@@ -366,8 +366,9 @@ describe("coreos update-engine payload apply URL", () => {
     const resumed = Number(/resumed at byte:\s+(\d+)/.exec(out)?.[1]);
     expect(resumed).toBeGreaterThan(0);
     expect(srv.reqs.map((q) => q.range)).toEqual([`bytes=${resumed}-`]);
-    // what was lost: the operation in progress (1 MiB) and what was in flight on the socket
-    expect(before - resumed).toBeLessThanOrEqual(2 * MiB);
+    // what was lost: up to one checkpoint interval (250 ms at ~8 MB/s), the operation in progress
+    // (1 MiB) and what was in flight on the socket
+    expect(before - resumed).toBeLessThanOrEqual(4 * MiB);
     expect(out).toContain("signature:         verified");
     expect(partition(o.disk)).toEqual(Buffer.from(image));
   });
