@@ -18,7 +18,8 @@ export type Stage =
   | { kind: "idle" }
   | { kind: "checking"; interactive: boolean }
   | { kind: "announcing-download"; offer: UpdateOffer }
-  | { kind: "downloading"; offer: UpdateOffer }
+  /** UPDATE_AVAILABLE until the first bytes arrive, then DOWNLOADING (§2.2). */
+  | { kind: "downloading"; offer: UpdateOffer; receiving: boolean }
   | { kind: "announcing-downloaded"; offer: UpdateOffer }
   | { kind: "finalizing"; offer: UpdateOffer }
   | { kind: "announcing-complete"; offer: UpdateOffer }
@@ -93,7 +94,7 @@ export function operation(stage: Stage): Operation {
     case "announcing-download":
       return Operation.UpdateAvailable;
     case "downloading":
-      return Operation.Downloading;
+      return stage.receiving ? Operation.Downloading : Operation.UpdateAvailable;
     case "announcing-downloaded":
     case "finalizing":
     case "announcing-complete":
@@ -166,7 +167,7 @@ export function step(state: MachineState, input: Input, cfg: MachineConfig): Ste
     case "event-sent":
       switch (st.kind) {
         case "announcing-download":
-          return to({ kind: "downloading", offer: st.offer }, {}, [{ type: "download", offer: st.offer }]);
+          return to({ kind: "downloading", offer: st.offer, receiving: false }, {}, [{ type: "download", offer: st.offer }]);
         case "announcing-downloaded":
           return to({ kind: "finalizing", offer: st.offer }, {}, [{ type: "finalize", offer: st.offer }]);
         case "announcing-complete":
@@ -179,7 +180,7 @@ export function step(state: MachineState, input: Input, cfg: MachineConfig): Ste
 
     case "progress":
       if (st.kind !== "downloading" || input.total <= 0) return same(state);
-      return to(st, { progress: Math.min(1, input.received / input.total) });
+      return to({ ...st, receiving: true }, { progress: Math.min(1, input.received / input.total) });
 
     case "downloaded":
       if (st.kind !== "downloading") return same(state);

@@ -144,7 +144,6 @@ describe("Engine", () => {
       "CHECKING_FOR_UPDATE",
       "UPDATE_AVAILABLE",
       "DOWNLOADING",
-      "DOWNLOADING",
       "FINALIZING",
       "UPDATED_NEED_REBOOT",
     ]);

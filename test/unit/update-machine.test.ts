@@ -50,7 +50,7 @@ describe("one attempt", () => {
     expect(r.trace).toEqual([
       ["CHECKING_FOR_UPDATE", ["send-check"]],
       ["UPDATE_AVAILABLE", ["event 13/1"]],
-      ["DOWNLOADING", ["download"]],
+      ["UPDATE_AVAILABLE", ["download"]],
       ["DOWNLOADING", []],
       ["DOWNLOADING", []],
       ["FINALIZING", ["event 14/1"]],
