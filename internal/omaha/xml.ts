@@ -97,6 +97,22 @@ export function attr(e: XmlElement, name: string): string {
   return e.attrs[name] ?? "";
 }
 
+/**
+ * An attribute value as update_engine's XmlEncode (libxml2's xmlEncodeEntitiesReentrant without a
+ * document) writes it: &, <, > as entities, CR and every non-ASCII character as &#x..; references.
+ * Unlike the original, `"` is escaped too, so a value with a quote cannot break the document.
+ */
 export function escapeAttr(s: string): string {
-  return s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+  let out = "";
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === "&") out += "&amp;";
+    else if (ch === "<") out += "&lt;";
+    else if (ch === ">") out += "&gt;";
+    else if (ch === '"') out += "&quot;";
+    else if (ch === "\r") out += "&#13;";
+    else if (c > 0x7f) out += `&#x${c.toString(16).toUpperCase()};`;
+    else out += ch;
+  }
+  return out;
 }

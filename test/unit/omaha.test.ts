@@ -114,11 +114,13 @@ describe("request documents (client side)", () => {
     expect(body).toContain(' delta_okay="false" >\n        <ping active="1"></ping>\n    </app>\n</request>\n');
   });
 
-  test("attribute values are escaped", () => {
-    const body = buildRequest({ ...PARAMS, app: { ...PARAMS.app, machinealias: `a"<b>&c` } }, { kind: "ping" });
-    expect(body).toContain('machinealias="a&quot;&lt;b&gt;&amp;c"');
+  test("attribute values are escaped as libxml2 does (non-ASCII as character references), and read back", () => {
+    const alias = `a"<b>&c Zürich 🚀\r`;
+    const body = buildRequest({ ...PARAMS, app: { ...PARAMS.app, machinealias: alias } }, { kind: "ping" });
+    expect(body).toContain('machinealias="a&quot;&lt;b&gt;&amp;c Z&#xFC;rich &#x1F680;&#13;"');
+    expect([...body].every((c) => c.charCodeAt(0) < 0x80)).toBe(true);
     const p = parseRequest(body);
-    expect(p.ok && p.request.apps[0]!.machinealias).toBe(`a"<b>&c`);
+    expect(p.ok && p.request.apps[0]!.machinealias).toBe(alias);
   });
 
   test.each([
