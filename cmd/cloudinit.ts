@@ -37,7 +37,8 @@ const FLAGS = {
   validate: b("[EXPERIMENTAL] Validate the user-data but do not apply it to the system"),
   "ignore-failure": b("Exits with 0 status in the event of malformed input from user-data"),
   version: b("Print the version and exit"),
-  root: s("/", "Apply everything inside this directory instead of / (an image being built; commands are not run there)"),
+  root: s("/", "Apply everything inside this directory instead of / (an image being built: unit commands and script user-data are not run there, unless --unit-socket names the supervisor serving it)"),
+  "unit-socket": s("", "Send unit commands to coreos's supervisor at this control socket instead of picking systemd or the supervisor by what runs"),
   json: b("Print validation entries as JSON ({\"result\":[...]})"),
   "datasource-timeout": s("5m", "How long to wait for a datasource to become available"),
   "proc-cmdline": s("/proc/cmdline", "The kernel command line read by --from-proc-cmdline"),
@@ -148,6 +149,7 @@ export async function runCloudinit(args: string[]): Promise<number> {
   const ds = await import("../internal/cloudinit/datasource.ts");
   const { runCloudinit: run } = await import("../internal/cloudinit/run.ts");
   const { pickManager } = await import("../internal/systemd/pick.ts");
+  const { SupervisorClient } = await import("../internal/systemd/client.ts");
   const sources: Datasource[] = [];
   if (v["from-file"]) sources.push(ds.fileSource(v["from-file"]));
   if (v["from-url"]) sources.push(ds.urlSource(v["from-url"]));
@@ -176,9 +178,11 @@ export async function runCloudinit(args: string[]): Promise<number> {
     json: v.json,
     ignoreFailure: v["ignore-failure"],
     root,
+    // An offline root has nothing running in it, unless a supervisor serves it.
+    offline: root !== "/" && v["unit-socket"] === "",
     workspace: v.workspace,
     sshKeyName: v["ssh-key-name"],
-    manager: () => (manager ??= pickManager({ root })),
+    manager: () => (manager ??= v["unit-socket"] !== "" ? new SupervisorClient({ socket: v["unit-socket"], root }) : pickManager({ root })),
     env,
     log,
     out: (x) => void process.stdout.write(x),

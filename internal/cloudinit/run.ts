@@ -22,6 +22,8 @@ export interface RunOptions {
   ignoreFailure: boolean;
   /** "/" for the running host. */
   root: string;
+  /** Nothing runs in the root (an image being built): script user-data is saved, not run. */
+  offline: boolean;
   workspace: string;
   sshKeyName: string;
   manager: () => UnitManager;
@@ -54,7 +56,7 @@ async function runScript(script: string, o: RunOptions): Promise<void> {
   const path = join(dir, file);
   writeFileSync(path, script, { mode: 0o744, flag: "wx" });
   chmodSync(path, 0o744);
-  if (o.root !== "/") {
+  if (o.offline) {
     o.log.warn(`Saved script user-data as ${path}; not run: ${o.root} is an offline root`);
     return;
   }

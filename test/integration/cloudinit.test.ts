@@ -290,6 +290,58 @@ describe("validator command line", () => {
   });
 });
 
+describe("commands through coreos's supervisor serving the root", () => {
+  test("units written, one daemon-reload, the start command run; script user-data run as a unit", async () => {
+    const root = newRoot("supervised");
+    const socket = join(dir, "supervisor.sock");
+    const out = join(dir, "supervised-out");
+    const sup = Bun.spawn([...(process.env.COREOS_CMD?.split(" ") ?? [BIN]), "supervisor", "--socket", socket, "serve", "--root", root], { stdout: "ignore", stderr: "pipe" });
+    try {
+      for (let i = 0; i < 200 && !existsSync(socket); i++) await Bun.sleep(25);
+      expect(existsSync(socket)).toBe(true);
+      const cc = join(dir, "supervised.yml");
+      writeFileSync(
+        cc,
+        [
+          "#cloud-config",
+          "coreos:",
+          "  units:",
+          "    - name: hello.service",
+          "      command: start",
+          "      content: |",
+          "        [Service]",
+          "        Type=oneshot",
+          `        ExecStart=/bin/sh -c 'echo hello from $GREETING on $private_ipv4 > ${out}'`,
+          "      drop_ins:",
+          "        - name: 10-env.conf",
+          "          content: |",
+          "            [Service]",
+          "            Environment=GREETING=cloud-config",
+          "",
+        ].join("\n"),
+      );
+      const r = await cloudinit(["--from-file", cc, "--root", root, "--unit-socket", socket], { COREOS_PRIVATE_IPV4: "10.3.3.3" });
+      expect(r.code).toBe(0);
+      for (let i = 0; i < 200 && !existsSync(out); i++) await Bun.sleep(25);
+      expect(readFileSync(out, "utf8")).toBe("hello from cloud-config on 10.3.3.3\n");
+
+      const script = join(dir, "supervised.sh");
+      const scriptOut = join(dir, "supervised-script-out");
+      writeFileSync(script, `#!/bin/bash\necho script ran > ${scriptOut}\n`);
+      const s = await cloudinit(["--from-file", script, "--root", root, "--unit-socket", socket]);
+      expect(s.code).toBe(0);
+      for (let i = 0; i < 200 && !existsSync(scriptOut); i++) await Bun.sleep(25);
+      expect(readFileSync(scriptOut, "utf8")).toBe("script ran\n");
+      const unit = read(root, "var/lib/coreos-cloudinit/scripts/unit-name");
+      expect(unit).toMatch(/^coreos-cloudinit-[0-9]+\.service$/);
+      expect(existsSync(join(root, "run/systemd/system", unit))).toBe(true);
+    } finally {
+      sup.kill("SIGTERM");
+      await sup.exited;
+    }
+  });
+});
+
 describe("datasources", () => {
   let server: Server<unknown>;
   let base: string;

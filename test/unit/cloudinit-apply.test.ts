@@ -296,6 +296,7 @@ describe("script user-data on a running host", () => {
         json: false,
         ignoreFailure: false,
         root: "/",
+        offline: false,
         workspace: join(ws, "var"),
         sshKeyName: "coreos-cloudinit",
         manager: () => m,

@@ -296,6 +296,7 @@ describe("fuzz", () => {
           json: i % 2 === 0,
           ignoreFailure: false,
           root,
+          offline: true,
           workspace: "/var/lib/coreos-cloudinit",
           sshKeyName: "coreos-cloudinit",
           manager: () => refusing,
