@@ -2,7 +2,7 @@
 // ServiceMachine; this file is the edge that spawns processes (own process group each, so a stop
 // reaches their children), arms timers, captures output into a bounded per-unit journal, and
 // answers the control socket.
-import { existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync, statSync, type Stats } from "node:fs";
 import { basename } from "node:path";
 import { hostname } from "node:os";
 import type { Subprocess } from "bun";
@@ -13,6 +13,7 @@ import { parseUnitName, type SpecifierContext } from "./names.ts";
 import { listUnitNames, loadUnit, unitFileState, wantedBy, type Loaded, type UnitDirs } from "./paths.ts";
 import { expandCommand, serviceFromUnit, type ServiceDef } from "./service.ts";
 import { getWords, parseEnvironmentFile } from "./unitfile.ts";
+import { checkConditions, type Probe } from "./conditions.ts";
 import { logger } from "../log/log.ts";
 
 const log = logger("supervisor");
@@ -113,6 +114,22 @@ function lookupGroup(group: string): number | undefined {
   return undefined;
 }
 
+function statOrNull(p: string): Stats | null {
+  try {
+    return statSync(p);
+  } catch {
+    return null;
+  }
+}
+
+function readOr(p: string, dflt = ""): string {
+  try {
+    return readFileSync(p, "utf8");
+  } catch {
+    return dflt;
+  }
+}
+
 /** `foo` means `foo.service`, as systemctl reads it. */
 export function normalizeName(name: string): string {
   return /\.[a-z]+$/.test(name) && !name.endsWith(".d") ? name : `${name}.service`;
@@ -128,13 +145,7 @@ export class Supervisor implements ControlHandler {
   constructor(private readonly o: SupervisorOptions) {
     this.journalLines = o.journalLines ?? 1000;
     this.baseEnv = o.baseEnv ?? { PATH: DEFAULT_PATH };
-    const read = (p: string) => {
-      try {
-        return readFileSync(p, "utf8").trim();
-      } catch {
-        return undefined;
-      }
-    };
+    const read = (p: string) => readOr(p).trim() || undefined;
     const me = process.getuid?.() ?? 0;
     const u = lookupUser(String(me));
     this.ctx = {
@@ -149,6 +160,50 @@ export class Supervisor implements ControlHandler {
       gid: process.getgid?.(),
     };
   }
+
+  /** The host for Condition*= checks. */
+  private readonly probe: Probe = {
+    exists: (p) => existsSync(p),
+    isDirectory: (p) => statOrNull(p)?.isDirectory() ?? false,
+    isSymlink: (p) => {
+      try {
+        return lstatSync(p).isSymbolicLink();
+      } catch {
+        return false;
+      }
+    },
+    fileSize: (p) => {
+      const st = statOrNull(p);
+      return st?.isFile() ? st.size : undefined;
+    },
+    dirEntries: (p) => {
+      try {
+        return readdirSync(p);
+      } catch {
+        return undefined;
+      }
+    },
+    isExecutable: (p) => {
+      try {
+        accessSync(p, constants.X_OK);
+        return statOrNull(p)?.isFile() ?? false;
+      } catch {
+        return false;
+      }
+    },
+    isMountPoint: (p) => {
+      const want = p.replace(/\/+$/, "") || "/";
+      return readOr("/proc/self/mountinfo")
+        .split("\n")
+        .some((l) => l.split(" ")[4]?.replace(/\\040/g, " ") === want);
+    },
+    glob: (pattern) => [...new Bun.Glob(pattern.replace(/^\/+/, "")).scanSync({ cwd: "/", onlyFiles: false })],
+    kernelCommandLine: () => readOr("/proc/cmdline"),
+    hostname: () => hostname(),
+    machineId: () => this.ctx.machineId,
+    env: () => process.env,
+    user: () => ({ name: this.ctx.user ?? "root", uid: this.ctx.uid ?? 0 }),
+  };
 
   // --- the control socket's questions ---
 
@@ -222,8 +277,24 @@ export class Supervisor implements ControlHandler {
       if (job === "start" || job === "restart") {
         const failed = await this.startDependencies(rt, new Set([rt.name]));
         if (failed) {
-          this.apply(rt, { t: "note", message: `Dependency failed for ${m.def.description} (${failed}).` });
+          this.note(rt, `Dependency failed for ${m.def.description} (${failed}).`);
           return "dependency";
+        }
+        // Conditions are looked at when an inactive unit would start (a running one restarting
+        // keeps its verdict), after its dependencies were started, as in systemd's transaction.
+        if ((m.active === "inactive" || m.active === "failed") && rt.loaded.load === "loaded") {
+          const unit = rt.loaded.unit;
+          const cond = checkConditions(unit, "Condition", this.probe);
+          const asserted = checkConditions(unit, "Assert", this.probe);
+          for (const u of [...cond.unsupported, ...asserted.unsupported]) log.warn(`${rt.name}: ${u}: not evaluated by the supervisor, taken as met`);
+          if (!asserted.ok) {
+            this.note(rt, `Assertion failed for ${m.def.description} (${asserted.failed}).`);
+            return "failed";
+          }
+          if (!cond.ok) {
+            this.note(rt, `${m.def.description} was skipped because of an unmet condition check (${cond.failed}).`);
+            return "done";
+          }
         }
       }
       return this.job(rt, job);
@@ -444,14 +515,16 @@ export class Supervisor implements ControlHandler {
           rt.waiters.delete(id);
         }
         return;
-      case "note": {
+      case "note":
         // systemd words most lines "unit: what happened"; the start/stop headlines stand alone.
-        const message = /^(Starting|Started|Stopping|Stopped|Failed to start|Dependency failed for) /.test(e.message) ? e.message : `${rt.name}: ${e.message}`;
-        rt.journal.push({ time: Date.now(), ident: "coreos", pid: process.pid, message });
-        log.info(message);
-        return;
-      }
+        return this.note(rt, /^(Starting|Started|Stopping|Stopped|Failed to start) /.test(e.message) ? e.message : `${rt.name}: ${e.message}`);
     }
+  }
+
+  /** A line of the supervisor's own in the unit's journal and the daemon log. */
+  private note(rt: UnitRuntime, message: string): void {
+    rt.journal.push({ time: Date.now(), ident: "coreos", pid: process.pid, message });
+    log.info(message);
   }
 
   private spawn(rt: UnitRuntime, e: Extract<Effect, { t: "spawn" }>): void {

@@ -37,7 +37,7 @@ async function until(f: () => Promise<boolean> | boolean, what: string): Promise
 beforeAll(async () => {
   mkdirSync(unitDir, { recursive: true });
   mkdirSync(work);
-  unit("web.service", `[Unit]\nDescription=Web server\n[Service]\nExecStart=/bin/sh -c 'echo listening; trap "echo bye; exit 0" TERM; while :; do sleep 0.05; done'\nExecStop=/bin/sh -c 'echo stop > ${work}/web-stopped'\n[Install]\nWantedBy=multi-user.target\n`);
+  unit("web.service", `[Unit]\nDescription=Web server\n[Service]\nExecStart=/bin/sh -c 'trap "echo bye; exit 0" TERM; echo listening; while :; do sleep 0.05; done'\nExecStop=/bin/sh -c 'echo stop > ${work}/web-stopped'\n[Install]\nWantedBy=multi-user.target\n`);
   unit("job.service", `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/echo job ran\n`);
   unit("bad.service", "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo failing >&2; exit 4'\n");
   // Enabled before the supervisor starts: it must come up at boot.

@@ -39,6 +39,7 @@ async function until<T>(f: () => T | undefined | null | false, what: string): Pr
   throw new Error(`gave up waiting for ${what}`);
 }
 
+
 const lines = (s: Supervisor, u: string) => s.journal(u).map((e) => e.message);
 const state = (s: Supervisor, u: string) => `${s.status(u).active} ${s.status(u).sub}`;
 
@@ -188,16 +189,19 @@ describe("supervisor", () => {
   });
 
   test("restart, try-restart, reload-or-restart, reload", async () => {
-    unit("svc.service", `[Service]\nExecStart=/bin/sh -c 'trap "echo reloaded" HUP; while :; do sleep 0.05; done'\nExecReload=/bin/kill -HUP $MAINPID\n`);
+    unit("svc.service", `[Service]\nExecStart=/bin/sh -c 'trap "echo reloaded" HUP; echo ready; while :; do sleep 0.05; done'\nExecReload=/bin/kill -HUP $MAINPID\n`);
     unit("plain.service", "[Service]\nExecStart=/bin/sleep 60\n");
     const s = supervisor();
     expect(await s.run("try-restart", "svc")).toBe("done");
     expect(state(s, "svc")).toBe("inactive dead");
     await s.run("start", "svc");
+    await until(() => lines(s, "svc").includes("ready"), "the shell ready");
     const first = s.status("svc").mainPid;
     expect(await s.run("restart", "svc")).toBe("done");
     expect(s.status("svc").mainPid).not.toBe(first);
     expect(s.status("svc").restarts).toBe(0);
+    // A HUP before the shell has set its trap would end it: reload once it says so.
+    await until(() => lines(s, "svc").filter((l) => l === "ready").length === 2, "the restarted shell ready");
     expect(await s.run("reload", "svc")).toBe("done");
     await until(() => lines(s, "svc").includes("reloaded"), "the reload signal");
     await expect(s.run("reload", "plain")).rejects.toThrow("Job type reload is not applicable for unit plain.service.");
@@ -262,6 +266,21 @@ describe("supervisor", () => {
     expect(await s.run("start", "needs-broken")).toBe("dependency");
     expect(state(s, "broken-dep")).toBe("failed failed");
     expect(state(s, "needs-broken")).toBe("inactive dead");
+  });
+
+  test("Condition*= skips the start (job done, unit stays inactive); Assert*= fails it", async () => {
+    unit("cond.service", `[Unit]\nConditionFileNotEmpty=${work}/user_data\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/echo configured\n`);
+    unit("assert.service", `[Unit]\nAssertPathExists=${work}/required\n[Service]\nExecStart=/bin/sleep 60\n`);
+    const s = supervisor();
+    expect(await s.run("start", "cond")).toBe("done");
+    expect(state(s, "cond")).toBe("inactive dead");
+    expect(lines(s, "cond")).toEqual([`cond.service was skipped because of an unmet condition check (ConditionFileNotEmpty=${work}/user_data).`]);
+    writeFileSync(join(work, "user_data"), "#cloud-config\n");
+    expect(await s.run("start", "cond")).toBe("done");
+    expect(state(s, "cond")).toBe("active exited");
+    expect(await s.run("start", "assert")).toBe("failed");
+    expect(state(s, "assert")).toBe("inactive dead");
+    expect(lines(s, "assert")[0]).toContain("Assertion failed for assert.service");
   });
 
   test("boot starts what multi-user.target wants (enabled units) and nothing else", async () => {
