@@ -173,6 +173,26 @@ describe("update_engine end to end", () => {
     await d.stop();
   }, 30000);
 
+  test("-update on a terminal draws a progress bar in place", async () => {
+    const r = join(dir, "root-tty");
+    const dk = join(dir, "disk-tty.img");
+    makeRoot(r, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
+    makeDisk(dk);
+    const d = await daemon(r, dk, "3");
+    server.reply = { kind: "update", version: "2.0.0", payload };
+    const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+    const cmd = [...COREOS, "update-engine", "client", "-update", "-control_socket", d.socket].map(q).join(" ");
+    // script(1) gives the client a pseudo-terminal as its stdout.
+    const p = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { env: { ...process.env, ...NO_BUS }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    expect(code).toBe(0);
+    expect(out).not.toContain("CURRENT_OP=");
+    expect(out).toContain("\r[##############################] 100% UPDATED_NEED_REBOOT");
+    expect(out).toMatch(/\r\[\.{30}\] {3}0% CHECKING_FOR_UPDATE/);
+    expect(out).toContain("Update succeeded -- reboot needed.");
+    await d.stop();
+  }, 30000);
+
   test("-watch_for_updates prints each status change", async () => {
     const r = join(dir, "root-watch");
     const dk = join(dir, "disk-watch.img");
