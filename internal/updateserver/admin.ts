@@ -341,6 +341,15 @@ const COMMANDS: Record<string, Record<string, Command>> = {
         );
       },
     },
+    delete: {
+      summary: "forget a retired machine (it registers again if it checks in)",
+      args: "<machine-id>",
+      flags: {},
+      async run(c, _v, pos) {
+        await c.api("DELETE", `/api/apps/${enc(c.app)}/instances/${enc(one(pos, "machine id"))}`);
+        if (!c.json) c.io.out("deleted\n");
+      },
+    },
     show: {
       summary: "an instance with its status history and events",
       args: "<machine-id>",

@@ -194,6 +194,10 @@ export function apiApp(d: ApiDeps): Hono {
     return c.json(listInstances(store, a.id, { ...q, group: q.group ? store.group(a.id, q.group).id : undefined }));
   });
   api.get("/apps/:app/instances/:id", (c) => c.json(store.instance(app(c).id, c.req.param("id"))));
+  api.delete("/apps/:app/instances/:id", (c) => {
+    store.deleteInstance(app(c).id, c.req.param("id"));
+    return c.body(null, 204);
+  });
   api.get("/apps/:app/instances/:id/status_history", (c) => {
     const a = app(c);
     store.instance(a.id, c.req.param("id"));

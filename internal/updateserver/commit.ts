@@ -32,6 +32,11 @@ export class Committer {
     });
   }
 
+  /** Commits whatever is queued now (at shutdown, before the database closes). */
+  drain(): void {
+    this.flush();
+  }
+
   private flush(): void {
     this.scheduled = false;
     const batch = this.queue;

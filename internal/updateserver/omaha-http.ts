@@ -67,13 +67,27 @@ export function responseApps(outcomes: AppOutcome[], baseUrl: () => string): Res
   });
 }
 
+/** The body as text, or null past `max` bytes (read as a stream when no length is declared). */
+async function readCapped(req: Request, max: number): Promise<string | null> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null) return Number(declared) > max ? null : req.text();
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of req.body) {
+    n += c.byteLength;
+    if (n > max) return null;
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 const XML_HEADERS = { "Content-Type": "text/xml; charset=utf-8" };
 
 export async function handleOmaha(req: Request, ip: string, baseUrl: () => string, rollout: Rollout, committer: Committer, counters: OmahaCounters): Promise<Response> {
   counters.requests++;
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  const body = declared > MAX_OMAHA_BODY ? null : await req.text();
-  if (body === null || body.length > MAX_OMAHA_BODY) {
+  const body = await readCapped(req, MAX_OMAHA_BODY);
+  if (body === null) {
     counters.badRequests++;
     return new Response("Bad Omaha Request: body larger than 1 MiB\n", { status: 400 });
   }

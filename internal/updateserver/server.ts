@@ -99,6 +99,7 @@ export function createUpdateServer(o: UpdateServerOptions): UpdateServer {
       return app.fetch(req, { ip });
     },
     close() {
+      committer.drain();
       db.close();
     },
   };

@@ -130,6 +130,8 @@ export interface Catalog {
   channels: Map<string, Channel>;
   packages: Map<string, Package>;
   groups: Map<string, Group>;
+  /** routeGroup's answers, keyed by app, track and arch. */
+  routes: Map<string, Group | null>;
 }
 
 export interface InstanceFilter {
@@ -199,7 +201,7 @@ export class Store {
     for (const p of this.db.query("SELECT * FROM package").all() as PackageRow[]) packages.set(p.id, packageFrom(p));
     const groups = new Map<string, Group>();
     for (const g of this.db.query("SELECT * FROM grp ORDER BY created_at").all() as GroupRow[]) groups.set(g.id, groupFrom(g));
-    this.catalog = { apps, channels, packages, groups };
+    this.catalog = { apps, channels, packages, groups, routes: new Map() };
     return this.catalog;
   }
 
@@ -423,8 +425,19 @@ export class Store {
 
   /** The group an Omaha client reaches with `track` on `arch`: track name or group id, newest wins. */
   routeGroup(appId: string, track: string, arch: Arch): Group | null {
-    let found: Group | null = null;
     const c = this.cat();
+    const key = `${appId}\u0000${track}\u0000${arch}`;
+    let found = c.routes.get(key);
+    if (found === undefined) {
+      found = this.findGroup(c, appId, track, arch);
+      // Bounded: tracks are whatever clients send.
+      if (c.routes.size < 10_000) c.routes.set(key, found);
+    }
+    return found;
+  }
+
+  private findGroup(c: Catalog, appId: string, track: string, arch: Arch): Group | null {
+    let found: Group | null = null;
     for (const g of c.groups.values()) {
       if (g.appId !== appId || (g.track !== track && g.id !== track) || !g.channelId) continue;
       const ch = c.channels.get(g.channelId);
@@ -468,6 +481,16 @@ export class Store {
       .get(appId, instanceId) as Parameters<typeof instanceFrom>[0] | null;
     if (!r) throw notFound(`instance "${instanceId}"`);
     return instanceFrom(r);
+  }
+
+  /** Forgets a retired machine (nebraska#352): its state, history and events in this app. */
+  deleteInstance(appId: string, instanceId: string): void {
+    this.db.transaction(() => {
+      if (this.db.query("DELETE FROM instance_app WHERE app_id = ? AND instance_id = ?").run(appId, instanceId).changes === 0) throw notFound(`instance "${instanceId}"`);
+      this.db.query("DELETE FROM status_history WHERE app_id = ? AND instance_id = ?").run(appId, instanceId);
+      this.db.query("DELETE FROM event WHERE app_id = ? AND instance_id = ?").run(appId, instanceId);
+      this.db.query("DELETE FROM instance WHERE id = ? AND NOT EXISTS (SELECT 1 FROM instance_app WHERE instance_id = ?)").run(instanceId, instanceId);
+    })();
   }
 
   setAlias(instanceId: string, alias: string): void {

@@ -138,6 +138,10 @@ describe("instances and activity", () => {
     expect((await h.api("GET", "/api/apps/CoreOS/instances/nosuch")).status).toBe(404);
     expect((await h.api("PUT", "/api/instances/machine-03", { alias: "web-3" })).status).toBe(200);
     expect((await h.api<{ alias: string }>("GET", "/api/apps/CoreOS/instances/machine-03")).body.alias).toBe("web-3");
+    expect((await h.api("DELETE", "/api/apps/CoreOS/instances/machine-04")).status).toBe(204);
+    expect((await h.api("GET", "/api/apps/CoreOS/instances/machine-04")).status).toBe(404);
+    expect((await h.api<P>("GET", "/api/apps/CoreOS/instances")).body.total).toBe(11);
+    expect((await h.api("DELETE", "/api/apps/CoreOS/instances/machine-04")).status).toBe(404);
 
     type A = { items: { className: string; instanceId: string | null }[]; total: number };
     const errors = await h.api<A>("GET", "/api/activity?app=CoreOS&severity=4");

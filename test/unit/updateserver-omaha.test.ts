@@ -125,8 +125,23 @@ describe("Omaha conformance", () => {
     }
     expect((await h.omaha(check(M).replace('protocol="3.0"', 'protocol="2.0"'))).text).toStartWith("Omaha 3.0 Required");
     expect((await h.fetch("/v1/update/")).status).toBe(400);
-    // Nothing was registered by any of them.
-    expect((await h.api<{ total: number }>("GET", "/api/apps/CoreOS/instances")).body.total).toBe(0);
+    // Over 1 MiB, declared or streamed without a length: refused before parsing.
+    const big = check(M).replace("<ping", `<!--${"x".repeat(1024 * 1024)}--><ping`);
+    expect((await h.omaha(big)).status).toBe(400);
+    const streamed = (doc: string) =>
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(doc));
+          c.close();
+        },
+      });
+    const chunked = await h.fetch("/v1/update/", { method: "POST", body: streamed(big) });
+    expect(chunked.status).toBe(400);
+    expect(await chunked.text()).toContain("larger than 1 MiB");
+    const ok = await h.fetch("/v1/update/", { method: "POST", body: streamed(check({ id: "streamed" })) });
+    expect(ok.status).toBe(200);
+    // Nothing was registered by any of the refused ones.
+    expect((await h.api<{ total: number }>("GET", "/api/apps/CoreOS/instances?search=0b2c6f")).body.total).toBe(0);
   });
 
   test("unknown app and unknown group: 200 with Nebraska's app status and updatecheck error-internal", async () => {
