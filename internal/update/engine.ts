@@ -190,7 +190,7 @@ export class Engine {
           next = await this.perform(e);
         } catch (err) {
           this.log.error(`${e.type}: ${(err as Error).message}`);
-          next = null;
+          next = this.recover(e, err as Error);
         }
         if (next) {
           const r = step(this.state, next, this.cfg);
@@ -217,6 +217,23 @@ export class Engine {
     if (!p || p.status.current_operation !== s.current_operation) this.log.info(`status ${s.current_operation}`);
     this.published = { status: s, at: t };
     for (const f of this.listeners) f(s);
+  }
+
+  /** An effect that threw (a prefs write on a full disk, say) still ends its step, so no state is stuck. */
+  private recover(e: Effect, err: Error): Input | null {
+    switch (e.type) {
+      case "send-check":
+        return { type: "checked", outcome: { kind: "error", code: ErrorCode.Error, message: err.message, pollInterval: 0 }, httpStatus: 0, now: this.now() };
+      case "send-ping":
+        return { type: "pinged" };
+      case "send-event":
+        return { type: "event-sent" };
+      case "download":
+      case "finalize":
+        return { type: "failed", code: ErrorCode.Error, resumed: false };
+      default:
+        return null;
+    }
   }
 
   private async perform(e: Effect): Promise<Input | null> {
@@ -310,18 +327,17 @@ export class Engine {
     this.markGood();
     const prev = this.prefs.get(Pref.PreviousVersion);
     const body: RequestBody = { kind: "updatecheck", event: checkEvent(prev, this.o.host.version) };
-    let status = 0;
-    let outcome: CheckOutcome;
+    let reply: { status: number; text: string };
     try {
-      const r = await this.post(body, interactive);
-      status = r.status;
-      outcome = interpretCheckReply(r.status, r.text);
-      if (outcome.kind === "update") this.prefs.set(Pref.FullResponse, r.text);
+      reply = await this.post(body, interactive);
     } catch (err) {
       // No answer at all: libcurl reports HTTP code 0.
-      outcome = interpretCheckReply(0, "");
+      reply = { status: 0, text: "" };
       this.log.warn(`update check failed: ${(err as Error).message}`);
     }
+    const status = reply.status;
+    let outcome: CheckOutcome = interpretCheckReply(reply.status, reply.text);
+    if (outcome.kind === "update") this.prefs.set(Pref.FullResponse, reply.text);
     // The previous-version event went out (or was tried) once; later checks send "".
     this.prefs.set(Pref.PreviousVersion, "");
     if (outcome.kind === "update") {

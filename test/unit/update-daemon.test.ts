@@ -191,6 +191,16 @@ describe("Engine", () => {
     expect(events(h).filter((e) => e.startsWith("3/0"))).toEqual([`3/0/${9 | ErrorFlag.TestOmahaUrl}`, `3/0/${9 | ErrorFlag.TestOmahaUrl | ErrorFlag.Resumed}`]);
   });
 
+  test("an effect that throws (a pref that cannot be written) ends the attempt with error 1, not a stuck state", async () => {
+    const h = harness({ reply: () => UPDATE(false), install: async () => undefined });
+    // A directory where the full-response pref goes: the rename over it fails.
+    mkdirSync(join(defaultPaths(h.root).prefsDir, "full-response", "x"), { recursive: true });
+    await h.attempt();
+    expect(h.installs).toHaveLength(0);
+    expect(events(h)).toEqual(["3/2", `3/0/${1 | ErrorFlag.TestOmahaUrl}`]);
+    expect(h.engine.status.current_operation).toBe("UPDATE_STATUS_IDLE");
+  });
+
   test("no known disk: InstallDeviceOpenError, nothing installed", async () => {
     const h = harness({ reply: () => UPDATE(false), install: async () => undefined, disk: false });
     await h.attempt();
