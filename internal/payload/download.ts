@@ -98,7 +98,10 @@ async function fetchFrom(o: DownloadOptions, applier: Applier): Promise<void> {
   const from = applier.position;
   let res: Response;
   try {
-    res = await fetch(o.url, { headers: from > 0 ? { Range: `bytes=${from}-` } : {}, signal: o.signal, decompress: false } as RequestInit);
+    // identity: the bytes hashed must be the file's, even where a server would gzip a ".gz" on the fly
+    const headers: Record<string, string> = { "Accept-Encoding": "identity" };
+    if (from > 0) headers.Range = `bytes=${from}-`;
+    res = await fetch(o.url, { headers, signal: o.signal, decompress: false } as RequestInit);
   } catch (e) {
     if (o.signal?.aborted) throw new PayloadError("aborted", "download aborted");
     throw new Interrupted((e as Error).message);

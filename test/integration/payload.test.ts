@@ -12,6 +12,7 @@ const MiB = 1 << 20;
 
 interface Req {
   range: string | null;
+  acceptEncoding?: string;
   /** Body bytes the server wrote to the socket for this request. */
   sent: number;
 }
@@ -22,7 +23,7 @@ type Mode =
   /** Serves only the first n bytes, as a complete response with that Content-Length. */
   | { kind: "short"; n: number }
   /** The first request's connection is closed after n body bytes (Content-Length says more). */
-  | { kind: "cut"; n: number }
+  | { kind: "cut"; n: number; ignoreRange?: boolean }
   /** Every connection is closed after n body bytes. */
   | { kind: "dead"; n: number }
   /** Sends 64 KiB every `ms` (so a process can be killed mid-way). */
@@ -85,7 +86,7 @@ class PayloadServer {
           c.head += new TextDecoder().decode(chunk);
           if (!c.head.includes("\r\n\r\n")) return;
           const range = /^range:\s*(.*)$/im.exec(c.head)?.[1]?.trim() ?? null;
-          const req: Req = { range, sent: 0 };
+          const req: Req = { range, sent: 0, acceptEncoding: /^accept-encoding:\s*(.*)$/im.exec(c.head)?.[1]?.trim() };
           c.req = req;
           this.reqs.push(req);
           this.respond(s, req);
@@ -108,7 +109,7 @@ class PayloadServer {
       return;
     }
     let body = mode.kind === "short" ? this.data.subarray(0, mode.n) : this.data;
-    const m = /^bytes=(\d+)-$/.exec(req.range ?? "");
+    const m = mode.kind === "cut" && mode.ignoreRange ? null : /^bytes=(\d+)-$/.exec(req.range ?? "");
     if (m && Number(m[1]) >= body.length) {
       head("416 Range Not Satisfiable", { "content-length": 0 });
       s.data.body = { bytes: body, pos: 0, stopAt: 0, step: 1, ms: 0 };
@@ -226,7 +227,8 @@ describe("downloadAndApply", () => {
     expect(partition(o.disk)).toEqual(Buffer.from(image));
     expect(seen.at(-1)).toBe(1);
     expect(seen.length).toBeGreaterThan(3);
-    expect(srv.reqs).toEqual([{ range: null, sent: payload.length }]);
+    // identity: a server must not gzip the ".gz" payload on the fly
+    expect(srv.reqs).toEqual([{ range: null, sent: payload.length, acceptEncoding: "identity" }]);
     expect(readdirSync(o.stateDir)).toEqual([]);
   });
 
@@ -290,6 +292,17 @@ describe("downloadAndApply", () => {
     expect(srv.reqs.map((q) => q.range)).toEqual([null, `bytes=${at}-`]);
     expect(srv.reqs[1]!.sent).toBe(payload.length - at);
     expect(r.requests).toBe(2);
+    expect(partition(o.disk)).toEqual(Buffer.from(image));
+  });
+
+  test("a server that ignores Range: the repeated head of the body is skipped, not applied twice", async () => {
+    const o = job();
+    srv.mode = { kind: "cut", n: 2 * MiB + 999, ignoreRange: true };
+    const r = await downloadAndApply(o);
+    expect(srv.reqs.length).toBe(2);
+    expect(srv.reqs[1]!.range).toMatch(/^bytes=\d+-$/);
+    expect(srv.reqs[1]!.sent).toBe(payload.length); // the whole file again, with status 200
+    expect(Buffer.from(r.sha256).toString("base64")).toBe(sha);
     expect(partition(o.disk)).toEqual(Buffer.from(image));
   });
 
