@@ -72,6 +72,7 @@ export async function run(args: string[]): Promise<number> {
   if (srv.firstToken) {
     if (v["token-file"]) writeFileSync(String(v["token-file"]), `${srv.firstToken}\n`, { mode: 0o600 });
     process.stdout.write(`admin token (shown once, store it now): ${srv.firstToken}\n`);
+    l.info(`first start: created the admin token (printed once on stdout${v["token-file"] ? `, written to ${v["token-file"]}` : ""}; only its hash is stored)`);
   }
   let http;
   try {

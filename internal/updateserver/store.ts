@@ -2,6 +2,7 @@
 // activity, breakdowns) over the database. The catalog is small and read on every Omaha request,
 // so it is cached in memory and reloaded after any change to it.
 import type { Database, Statement } from "bun:sqlite";
+import { logger } from "../log/log.ts";
 import { badRequest, conflict, notFound } from "./errors.ts";
 import {
   ACTIVITY_CLASS_NAME,
@@ -24,6 +25,8 @@ import type { Clock, Policy } from "./policy.ts";
 import { compareVersions } from "./version.ts";
 
 /** The app update_engine sends by default (CoreOS/Flatcar release app id), created at first start. */
+const log = logger("update-server");
+
 export const DEFAULT_APP_ID = "e96281a6-d1af-4bde-9a0a-97b76e56dc57";
 
 /** Nebraska's sample policy for Stable/Beta (§5.3): 2 per 15 minutes, 60 minutes timeout. */
@@ -212,6 +215,8 @@ export class Store {
 
   activity(a: { appId: string; groupId?: string | null; channelId?: string | null; instanceId?: string | null; version?: string; class: number; severity: number; message: string }): void {
     this.insertActivity.run(a.appId, a.groupId ?? null, a.channelId ?? null, a.instanceId ?? null, a.version ?? "", a.class, a.severity, a.message, this.clock());
+    // Each activity entry is one fact worth a log line.
+    (a.severity === Severity.Error ? log.warn : log.info)(a.message);
   }
 
   // ---- apps -------------------------------------------------------------------------------
