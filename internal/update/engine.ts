@@ -98,6 +98,8 @@ export class Engine {
   private checkTimer: ReturnType<typeof setTimeout> | null = null;
   private markGoodTimer: ReturnType<typeof setTimeout> | null = null;
   private markGoodDone = false;
+  /** The attempt's events go out with the install source of the check that started it. */
+  private attemptInteractive = false;
   private readonly abort = new AbortController();
   private published: { status: Status; at: number } | null = null;
   private readonly now: () => number;
@@ -241,7 +243,7 @@ export class Engine {
       case "send-check":
         return this.check(e.interactive);
       case "send-ping":
-        await this.post({ kind: "ping" }, false).catch((err: Error) => this.log.warn(`ping: ${err.message}`));
+        await this.post({ kind: "ping" }, e.interactive).catch((err: Error) => this.log.warn(`ping: ${err.message}`));
         return { type: "pinged" };
       case "send-event":
         await this.sendEvent(e.event);
@@ -315,7 +317,7 @@ export class Engine {
   private async sendEvent(ev: OmahaEvent): Promise<void> {
     const what = `event ${ev.type}/${ev.result} (${eventTypeName(ev.type)}/${eventResultName(ev.result)}${ev.errorCode !== undefined ? `, ${ev.errorCode} ${decodeErrorCode(ev.errorCode).name}` : ""})`;
     try {
-      const r = await this.post({ kind: "event", event: ev }, false);
+      const r = await this.post({ kind: "event", event: ev }, this.attemptInteractive);
       this.log.info(`${what} sent, HTTP ${r.status}`);
     } catch (err) {
       // Events are best effort: the attempt goes on either way.
@@ -324,6 +326,7 @@ export class Engine {
   }
 
   private async check(interactive: boolean): Promise<Input> {
+    this.attemptInteractive = interactive;
     this.markGood();
     const prev = this.prefs.get(Pref.PreviousVersion);
     const body: RequestBody = { kind: "updatecheck", event: checkEvent(prev, this.o.host.version) };

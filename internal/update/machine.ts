@@ -64,7 +64,7 @@ export type Input =
 
 export type Effect =
   | { type: "send-check"; interactive: boolean }
-  | { type: "send-ping" }
+  | { type: "send-ping"; interactive: boolean }
   | { type: "send-event"; event: OmahaEvent }
   | { type: "download"; offer: UpdateOffer }
   | { type: "finalize"; offer: UpdateOffer }
@@ -136,7 +136,7 @@ export function step(state: MachineState, input: Input, cfg: MachineConfig): Ste
     case "check":
       if (st.kind === "idle") return to({ kind: "checking", interactive: input.interactive }, {}, [{ type: "send-check", interactive: input.interactive }]);
       // Updated and waiting for the reboot: the server still hears from us, as a ping only.
-      if (st.kind === "need-reboot") return to({ kind: "pinging" }, {}, [{ type: "send-ping" }]);
+      if (st.kind === "need-reboot") return to({ kind: "pinging" }, {}, [{ type: "send-ping", interactive: input.interactive }]);
       return same(state);
 
     case "checked": {
