@@ -48,8 +48,8 @@ export type Event =
 
 export type Effect =
   | { t: "spawn"; proc: number; role: "main" | "control"; kind: ExecKind; command: ExecCommand }
-  /** To every process of the unit (their process groups), like KillMode=control-group. */
-  | { t: "kill"; signal: NodeJS.Signals }
+  /** To the main and control processes, and with `group` to every process of their process groups. */
+  | { t: "kill"; signal: NodeJS.Signals; group: boolean }
   /** Replaces the armed timer; Infinity arms nothing. */
   | { t: "timer"; gen: number; ms: number }
   | { t: "job-done"; ids: number[]; result: JobResult }
@@ -347,8 +347,15 @@ export class ServiceMachine {
   private enterSignal(state: "stop-sigterm" | "stop-sigkill" | "final-sigterm" | "final-sigkill", f: Result): void {
     this.record(f);
     const kill = state === "stop-sigkill" || state === "final-sigkill";
-    // Leftover children of exited processes are signalled too (KillMode=control-group).
-    this.emit({ t: "kill", signal: kill ? "SIGKILL" : this.def.killSignal });
+    const mode = this.def.killMode;
+    if (mode === "none") {
+      // Nothing is signalled and nothing waited for: the processes are left to themselves.
+      this.main = null;
+      this.control = null;
+    } else {
+      // control-group: leftover children of exited processes too; mixed: those only with SIGKILL.
+      this.emit({ t: "kill", signal: kill ? "SIGKILL" : this.def.killSignal, group: mode === "control-group" || (mode === "mixed" && kill) });
+    }
     if (this.busy) {
       if (state === "stop-sigterm" && (this.job?.type === "stop" || this.job?.type === "restart") && this.state !== "stop") this.note(`Stopping ${this.title}...`);
       this.setState(state);

@@ -4,6 +4,7 @@ import { getList, getValue, nextWord, parseBoolean, parseEnvironmentAssignments,
 
 export type ServiceType = "simple" | "exec" | "oneshot";
 export type RestartPolicy = "no" | "always" | "on-success" | "on-failure" | "on-abnormal" | "on-abort" | "on-watchdog";
+export type KillMode = "control-group" | "mixed" | "process" | "none";
 export type ExecKind = "ExecStartPre" | "ExecStart" | "ExecStartPost" | "ExecReload" | "ExecStop" | "ExecStopPost";
 
 export interface ExecCommand {
@@ -35,6 +36,7 @@ export interface ServiceDef {
   startLimitIntervalMs: number;
   startLimitBurst: number;
   killSignal: NodeJS.Signals;
+  killMode: KillMode;
   /** Environment= in order (later wins). */
   environment: [string, string][];
   /** EnvironmentFile=, read at each spawn; `-` makes a missing file fine. */
@@ -134,6 +136,12 @@ function signal(raw: string | undefined): NodeJS.Signals {
   return name as NodeJS.Signals;
 }
 
+function killMode(raw: string | undefined): KillMode {
+  if (raw === undefined) return "control-group";
+  if (raw === "control-group" || raw === "mixed" || raw === "process" || raw === "none") return raw;
+  throw new UnitFileError(`KillMode=${raw}: unknown kill mode`);
+}
+
 /** Signal numbers for exit-status messages ("status=15/TERM") and validation. */
 export const SIGNALS: Record<string, number> = {
   HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15,
@@ -189,6 +197,7 @@ export function serviceFromUnit(name: string, unit: UnitFile): ServiceDef {
     startLimitIntervalMs: interval,
     startLimitBurst: burstRaw === undefined ? 5 : Number(burstRaw),
     killSignal: signal(getValue(unit, S, "KillSignal")),
+    killMode: killMode(getValue(unit, S, "KillMode")),
     environment: parseEnvironmentAssignments(getList(unit, S, "Environment")),
     environmentFiles: files,
     workingDirectory,

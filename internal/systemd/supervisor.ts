@@ -497,6 +497,14 @@ export class Supervisor implements ControlHandler {
       case "spawn":
         return this.spawn(rt, e);
       case "kill":
+        for (const p of rt.procs.values()) {
+          try {
+            process.kill(p.pid, e.signal);
+          } catch {
+            // already gone
+          }
+        }
+        if (!e.group) return;
         for (const pgid of rt.groups) {
           try {
             process.kill(-pgid, e.signal);

@@ -15,6 +15,7 @@ function rig(service: string, unit = "", autoSpawned = true) {
   let timer: { gen: number; ms: number } | null = null;
   const spawns: Spawn[] = [];
   const kills: string[] = [];
+  const killed: [string, boolean][] = [];
   const notes: string[] = [];
   const apply = (fx: Effect[]) => {
     for (const e of fx) {
@@ -23,7 +24,10 @@ function rig(service: string, unit = "", autoSpawned = true) {
         // The process edge reports every main process as started unless a test plays it by hand.
         if (autoSpawned && e.role === "main") apply(m.step({ t: "spawned", proc: e.proc, pid: 1000 + e.proc }, now));
       }
-      else if (e.t === "kill") kills.push(e.signal);
+      else if (e.t === "kill") {
+        kills.push(e.signal);
+        killed.push([e.signal, e.group]);
+      }
       else if (e.t === "timer") timer = Number.isFinite(e.ms) ? { gen: e.gen, ms: e.ms } : null;
       else if (e.t === "job-done") for (const id of e.ids) done.set(id, e.result);
       else if (e.t === "note") notes.push(e.message);
@@ -34,6 +38,7 @@ function rig(service: string, unit = "", autoSpawned = true) {
     m,
     spawns,
     kills,
+    killed,
     notes,
     done,
     job(type: JobType): number {
@@ -190,6 +195,32 @@ describe("simple service", () => {
     r.exit(main, { signal: "SIGKILL" });
     expect(r.state()).toBe("failed failed");
     expect(r.m.result).toBe("timeout");
+    expect(r.done.get(stop)).toBe("done");
+  });
+
+  const modes: [string, [string, boolean][]][] = [
+    ["control-group", [["SIGTERM", true], ["SIGKILL", true]]],
+    ["mixed", [["SIGTERM", false], ["SIGKILL", true]]],
+    ["process", [["SIGTERM", false], ["SIGKILL", false]]],
+  ];
+  for (const [mode, want] of modes) {
+    test(`KillMode=${mode}: who gets SIGTERM and SIGKILL`, () => {
+      const r = rig(`ExecStart=/bin/d\nKillMode=${mode}\nTimeoutStopSec=1`);
+      r.job("start");
+      r.job("stop");
+      r.fire();
+      expect(r.killed.slice(0, 2)).toEqual(want);
+    });
+  }
+
+  test("KillMode=none: nothing signalled, nothing waited for", () => {
+    const r = rig("ExecStart=/bin/d\nKillMode=none\nExecStopPost=/bin/post");
+    r.job("start");
+    const stop = r.job("stop");
+    expect(r.kills).toEqual([]);
+    expect(r.last()).toMatchObject({ kind: "ExecStopPost" });
+    r.exit(r.last(), ok);
+    expect(r.state()).toBe("inactive dead");
     expect(r.done.get(stop)).toBe("done");
   });
 

@@ -43,10 +43,11 @@ async function until<T>(f: () => T | undefined | null | false, what: string): Pr
 const lines = (s: Supervisor, u: string) => s.journal(u).map((e) => e.message);
 const state = (s: Supervisor, u: string) => `${s.status(u).active} ${s.status(u).sub}`;
 
+/** Running (a zombie left for an init that does not reap counts as gone). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
   } catch {
     return false;
   }
@@ -155,6 +156,26 @@ describe("supervisor", () => {
     expect(s.status("stubborn")).toMatchObject({ active: "failed", result: "timeout" });
     expect(lines(s, "stubborn")).toContain("stubborn.service: State 'stop-sigterm' timed out. Killing.");
     expect(alive(pid)).toBe(false);
+  });
+
+  test("KillMode=process leaves the main process's children alone; control-group does not", async () => {
+    const spawnChild = (f: string) => `/bin/sh -c 'sleep 60 & echo $! > ${work}/${f}; echo ready; exec sleep 61'`;
+    unit("lone.service", `[Service]\nKillMode=process\nExecStart=${spawnChild("lone-child")}\n`);
+    unit("group.service", `[Service]\nExecStart=${spawnChild("group-child")}\n`);
+    const s = supervisor();
+    for (const u of ["lone", "group"]) {
+      await s.run("start", u);
+      await until(() => lines(s, u).includes("ready"), `${u} ready`);
+      await s.run("stop", u);
+    }
+    const lone = Number(readFileSync(join(work, "lone-child"), "utf8"));
+    const grouped = Number(readFileSync(join(work, "group-child"), "utf8"));
+    try {
+      expect(alive(lone)).toBe(true);
+      await until(() => !alive(grouped), "the grouped child gone");
+    } finally {
+      if (alive(lone)) process.kill(lone, "SIGKILL");
+    }
   });
 
   test("WorkingDirectory=, @argv0, and a program that does not exist", async () => {
