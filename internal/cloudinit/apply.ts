@@ -23,6 +23,8 @@ export interface ApplyOptions {
   subs: Substitutions;
   manager: UnitManager;
   log: ConsolaInstance;
+  /** networkd units from --convert-netconf, processed after every other unit. */
+  networkUnits?: Unit[];
 }
 
 /** A config that cannot be applied, found before anything was written. */
@@ -303,5 +305,5 @@ export async function applyCloudConfig(cc: CloudConfig, o: ApplyOptions): Promis
       o.log.info("Updated /etc/environment");
     }
   }
-  await processUnits([...cc.coreos.units, ...builtinUnits(cc)], o.manager, o.log);
+  await processUnits([...cc.coreos.units, ...builtinUnits(cc), ...(o.networkUnits ?? [])], o.manager, o.log);
 }

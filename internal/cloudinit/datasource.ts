@@ -99,6 +99,7 @@ export function procCmdlineSource(location = "/proc/cmdline", http: HttpOptions 
 const ConfigDriveMeta = v.object({
   public_keys: v.optional(v.record(v.string(), v.string()), {}),
   hostname: v.optional(v.string(), ""),
+  network_config: v.optional(v.object({ content_path: v.optional(v.string(), "") }), {}),
 });
 
 export function configDriveSource(root: string): Datasource {
@@ -112,7 +113,9 @@ export function configDriveSource(root: string): Datasource {
       const md = emptyMetadata();
       if (raw.length === 0) return md;
       const m = v.parse(ConfigDriveMeta, JSON.parse(text(raw)));
-      return { ...md, hostname: m.hostname, sshPublicKeys: m.public_keys };
+      const path = m.network_config.content_path;
+      const networkConfig = path === "" ? undefined : text(readIfExists(join(root, "openstack", path)));
+      return { ...md, hostname: m.hostname, sshPublicKeys: m.public_keys, ...(networkConfig === undefined ? {} : { networkConfig }) };
     },
     fetchUserdata: async () => readIfExists(join(version, "user_data")),
   };

@@ -10,6 +10,8 @@ export interface Metadata {
   privateIPv6: string;
   /** Key name -> OpenSSH public key. */
   sshPublicKeys: Record<string, string>;
+  /** The network configuration the source hands over (a config drive's Debian interfaces file). */
+  networkConfig?: string;
 }
 
 export function emptyMetadata(): Metadata {

@@ -8,10 +8,11 @@ import { gunzipSync } from "node:zlib";
 import type { ConsolaInstance } from "consola";
 import type { UnitManager } from "../systemd/manager.ts";
 import { applyCloudConfig, ApplyError } from "./apply.ts";
-import { ConfigError, readConfig } from "./config.ts";
+import { ConfigError, readConfig, type Unit } from "./config.ts";
 import { selectDatasource, type Datasource } from "./datasource.ts";
 import { substitute, substitutions, type Metadata } from "./environment.ts";
 import { inRoot } from "./files.ts";
+import { debianNetworkUnits } from "./netconf.ts";
 import { classify, formatEntry, validate, type Entry } from "./validate.ts";
 
 export interface RunOptions {
@@ -24,6 +25,8 @@ export interface RunOptions {
   root: string;
   /** Nothing runs in the root (an image being built): script user-data is saved, not run. */
   offline: boolean;
+  /** --convert-netconf: the metadata's network configuration becomes networkd units. */
+  convertNetconf: "" | "debian";
   workspace: string;
   sshKeyName: string;
   manager: () => UnitManager;
@@ -101,6 +104,16 @@ export async function runCloudinit(o: RunOptions): Promise<number> {
     log.error(`Failed fetching meta-data from datasource: ${(e as Error).message}`);
     return 1;
   }
+  let networkUnits: Unit[] = [];
+  if (o.convertNetconf === "debian") {
+    try {
+      networkUnits = debianNetworkUnits(metadata.networkConfig ?? "");
+      log.info(`Converted the network config into ${networkUnits.length} networkd units`);
+    } catch (e) {
+      log.error(`Failed to setup network units: ${(e as Error).message}`);
+      return 1;
+    }
+  }
   const subs = substitutions(metadata, o.env);
   const text = substitute(userdata, subs);
 
@@ -136,7 +149,7 @@ export async function runCloudinit(o: RunOptions): Promise<number> {
 
   try {
     const cc = readConfig(config);
-    await applyCloudConfig(cc, { root: o.root, sshKeyName: o.sshKeyName, metadata, subs, manager: o.manager(), log });
+    await applyCloudConfig(cc, { root: o.root, sshKeyName: o.sshKeyName, metadata, subs, manager: o.manager(), log, networkUnits });
     if (script !== undefined) await runScript(script, o);
   } catch (e) {
     if (e instanceof ConfigError || e instanceof ApplyError) log.error(`cloud-config not applied, nothing was changed: ${e.message}`);

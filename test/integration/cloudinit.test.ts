@@ -510,6 +510,25 @@ describe("datasources", () => {
     expect(problems(r).some((l) => l.includes('deprecated key "coreos_ssh_import_url"'))).toBe(true);
   });
 
+  test("configdrive --convert-netconf debian (the rackspace-onmetal way): networkd units in /run", async () => {
+    const root = newRoot("netconf");
+    const drive = join(dir, "netconf-drive");
+    mkdirSync(join(drive, "openstack/latest"), { recursive: true });
+    mkdirSync(join(drive, "openstack/content"), { recursive: true });
+    writeFileSync(join(drive, "openstack/latest/user_data"), "#cloud-config\nhostname: onmetal\n");
+    writeFileSync(join(drive, "openstack/latest/meta_data.json"), JSON.stringify({ network_config: { content_path: "/content/0000" } }));
+    writeFileSync(join(drive, "openstack/content/0000"), "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n    address 10.1.2.3\n    netmask 255.255.255.0\n    gateway 10.1.2.1\n");
+    const r = await cloudinit(["--from-configdrive", drive, "--convert-netconf", "debian", "--root", root]);
+    expect(r.code).toBe(0);
+    expect(read(root, "run/systemd/network/00-eth0.network")).toBe(
+      "[Match]\nName=eth0\n\n[Network]\n\n[Address]\nAddress=10.1.2.3/24\n\n[Route]\nDestination=0.0.0.0/0\nGateway=10.1.2.1\n",
+    );
+    expect(r.stderr).toContain("restart systemd-networkd.service: skipped");
+    const bad = await cloudinit(["--from-configdrive", drive, "--convert-netconf", "vmware", "--root", root]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("coreos-cloudinit: --convert-netconf vmware is not supported by this build\n");
+  });
+
   test("vmware: an OVF environment's guestinfo properties, base64 user-data, addresses by role", async () => {
     const root = newRoot("ovf");
     const ovf = join(dir, "ovf-env.xml");

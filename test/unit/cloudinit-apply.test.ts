@@ -11,6 +11,7 @@ import { fileSource, findCloudConfigURL, selectDatasource, type Datasource } fro
 import { decodeContent, DecodeError } from "../../internal/cloudinit/encoding.ts";
 import { emptyMetadata, mergeEnvContents, substitute, substitutions } from "../../internal/cloudinit/environment.ts";
 import { writeFileAtomic } from "../../internal/cloudinit/files.ts";
+import { debianNetworkUnits, NetconfError } from "../../internal/cloudinit/netconf.ts";
 import { runCloudinit } from "../../internal/cloudinit/run.ts";
 import { dropInContents, oemRelease, updateConf } from "../../internal/cloudinit/generated.ts";
 import { logger } from "../../internal/log/log.ts";
@@ -282,6 +283,77 @@ describe("applying into a root", () => {
   }, 30_000);
 });
 
+describe("--convert-netconf debian", () => {
+  const INTERFACES = `# a bonded pair with a VLAN on top
+auto lo
+iface lo inet loopback
+
+auto eth0
+iface eth0 inet manual
+    bond-master bond0
+iface eth1 inet manual
+    bond-master bond0
+
+auto bond0
+iface bond0 inet static
+    bond-slaves eth0 eth1
+    bond-mode 4
+    bond-miimon 100
+    bond-lacp-rate 1
+    address 10.0.0.5
+    netmask 255.255.255.0
+    gateway 10.0.0.1
+    dns-nameservers 8.8.8.8 \\
+      8.8.4.4
+    post-up route add -net 10.128.0.0 netmask 255.192.0.0 gw 10.0.0.2
+    post-up route add -net 172.16.0.0/12 gw 10.0.0.3
+
+iface bond0.101 inet static
+    vlan-raw-device bond0
+    address 192.168.1.5
+    netmask 255.255.255.0
+
+iface eth2 inet dhcp
+    hwaddress ether 52:54:00:12:34:56
+`;
+
+  test("physical, bond and VLAN interfaces become networkd units, parents after what they carry", () => {
+    const units = debianNetworkUnits(INTERFACES);
+    expect(units.map((u) => [u.name, u.runtime])).toEqual([
+      ["01-bond0.netdev", true],
+      ["01-bond0.network", true],
+      ["00-bond0.101.netdev", true],
+      ["00-bond0.101.network", true],
+      ["02-eth0.network", true],
+      ["02-eth1.network", true],
+      ["00-eth2.network", true],
+    ]);
+    const c = Object.fromEntries(units.map((u) => [u.name, u.content]));
+    expect(c["01-bond0.netdev"]).toBe("[NetDev]\nKind=bond\nName=bond0\n\n[Bond]\nlacp-rate=1\nmiimon=100\nmode=4\n");
+    expect(c["01-bond0.network"]).toBe(
+      "[Match]\nName=bond0\n\n[Network]\nVLAN=bond0.101\nDNS=8.8.8.8\nDNS=8.8.4.4\n\n[Address]\nAddress=10.0.0.5/24\n\n[Route]\nDestination=0.0.0.0/0\nGateway=10.0.0.1\n\n[Route]\nDestination=10.128.0.0/10\nGateway=10.0.0.2\n\n[Route]\nDestination=172.16.0.0/12\nGateway=10.0.0.3\n",
+    );
+    expect(c["00-bond0.101.netdev"]).toBe("[NetDev]\nKind=vlan\nName=bond0.101\n\n[VLAN]\nId=101\n");
+    expect(c["00-bond0.101.network"]).toBe("[Match]\nName=bond0.101\n\n[Network]\n\n[Address]\nAddress=192.168.1.5/24\n");
+    expect(c["02-eth0.network"]).toBe("[Match]\nName=eth0\n\n[Network]\nBond=bond0\n");
+    expect(c["00-eth2.network"]).toBe("[Match]\nName=eth2\n\n[Network]\nDHCP=true\nKeepConfiguration=dhcp-on-stop\nIPv6AcceptRA=true\n");
+  });
+
+  test("malformed files are refused with the original's messages", () => {
+    for (const [text, message] of [
+      ["address 1.2.3.4\n", 'missing stanza start "address 1.2.3.4"'],
+      ["iface eth0 inet static\n address 10.0.0.1\n", 'malformed static network config for "eth0"'],
+      ["iface eth0 inet bogus\n", 'invalid config method "bogus"'],
+      ["iface eth0 inet\n", "incorrect number of attributes"],
+      ["iface vlanx inet manual\n vlan_raw_device eth0\n", 'malformed vlan name "vlanx"'],
+      ["iface eth0 inet dhcp\n hwaddress ether zz:zz\n", 'malformed hwaddress option for "eth0"'],
+    ]) {
+      expect(() => debianNetworkUnits(text!)).toThrow(message);
+    }
+    expect(() => debianNetworkUnits("iface eth0 inet dhcp\n")).not.toThrow(NetconfError);
+  });
+});
+
 describe("script user-data on a running host", () => {
   test("saved 0744 in the workspace, run once as a unit through the manager, its name kept", async () => {
     const ws = tempDir("cloudinit-ws-");
@@ -297,6 +369,7 @@ describe("script user-data on a running host", () => {
         ignoreFailure: false,
         root: "/",
         offline: false,
+        convertNetconf: "",
         workspace: join(ws, "var"),
         sshKeyName: "coreos-cloudinit",
         manager: () => m,

@@ -297,6 +297,7 @@ describe("fuzz", () => {
           ignoreFailure: false,
           root,
           offline: true,
+          convertNetconf: "",
           workspace: "/var/lib/coreos-cloudinit",
           sshKeyName: "coreos-cloudinit",
           manager: () => refusing,
