@@ -203,7 +203,7 @@ ${channels.map((ch) => html`<tr><td><span style="color:${ch.color}">■</span> $
     return c.html(
       page(
         g.name,
-        html`<h1>${a.name} / ${g.name}</h1>
+        html`<h1><a href="/dashboard/apps/${a.id}">${a.name}</a> / ${g.name}</h1>
 <div class="card"><p>${pauseButton(a, g)}</p><p class="muted" data-testid="policy">${policyText(g)}</p>
 <p>Total instances: <b data-testid="count-total">${s.total}</b> · on the channel's version ${s.target ?? "—"}: <b data-testid="count-on-target">${s.onTarget}</b></p>
 <div class="counts">${counts}</div></div>
@@ -228,9 +228,10 @@ ${list.page > 1 ? html`<a href="${qs(list.page - 1)}">previous</a>` : ""} ${list
     return c.html(
       page(
         i.instanceId,
-        html`<h1>Instance ${i.instanceId}</h1>
+        html`<p class="muted"><a href="/dashboard/apps/${a.id}">${a.name}</a>${g ? html` / <a href="/dashboard/apps/${a.id}/groups/${g.id}">${g.name}</a>` : ""}</p><h1>Instance ${i.instanceId}</h1>
 <div class="card"><table>
-<tr><th>Alias</th><td>${i.alias}</td></tr><tr><th>IP</th><td>${i.ip}</td></tr><tr><th>Group</th><td>${g?.name ?? i.groupId}</td></tr>
+<tr><th>Alias</th><td>${i.alias}</td></tr><tr><th>IP</th><td>${i.ip}</td></tr>
+<tr><th>Group</th><td>${g ? html`<a href="/dashboard/apps/${a.id}/groups/${g.id}">${g.name}</a>` : i.groupId}</td></tr>
 <tr><th>Version</th><td>${i.version}</td></tr><tr><th>Status</th><td data-testid="instance-status">${i.statusName}</td></tr>
 <tr><th>OEM</th><td>${i.oem} ${i.oemVersion}</td></tr><tr><th>First installed</th><td>${i.alephVersion}</td></tr>
 <tr><th>Last check</th><td>${time(i.lastCheck)}</td></tr><tr><th>Last update granted</th><td>${time(i.lastUpdateGrantedAt)} ${i.lastUpdateVersion ?? ""}</td></tr></table></div>
