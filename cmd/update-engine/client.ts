@@ -24,6 +24,7 @@ const FLAGS = {
 
 const ACTIONS = ["reset_status", "status", "check_for_update", "update", "watch_for_updates"] as const;
 const RETRIES = 4;
+const LIVENESS_MS = 5000;
 
 const env = process.env as Record<string, string | undefined>;
 const out = (s: string) => void process.stdout.write(s);
@@ -80,6 +81,21 @@ async function update(link: EngineLink, delayMs: number): Promise<number> {
     started = true;
     return null;
   };
+  // The original polls GetStatus every 5 s and gives up when the engine is gone; so do we, while
+  // the status changes arrive on the stream.
+  let lost: Error | null = null;
+  let misses = 0;
+  const liveness = setInterval(() => {
+    link.getStatus().then(
+      () => (misses = 0),
+      (e: Error) => {
+        if (++misses >= 3) {
+          lost = e;
+          stop.abort();
+        }
+      },
+    );
+  }, LIVENESS_MS);
   try {
     if (!first.done) {
       const r = handle(first.value);
@@ -89,8 +105,10 @@ async function update(link: EngineLink, delayMs: number): Promise<number> {
       const r = handle(s);
       if (r !== null) return r;
     }
-    return 1;
+    if (tty) out("\n");
+    throw new Error(`lost the update engine over ${link.via}: ${(lost as Error | null)?.message ?? "status stream ended"}`);
   } finally {
+    clearInterval(liveness);
     stop.abort();
     await statuses.return(undefined);
   }
