@@ -60,6 +60,23 @@ interface InstanceState {
   update_in_progress: number;
 }
 
+/**
+ * The group UUIDs CoreOS clients were configured with before groups had track names (Nebraska
+ * maps them the same way): GROUP=<uuid> in update.conf reaches the group with that track name.
+ */
+export const LEGACY_GROUP_TRACKS: Readonly<Record<string, string>> = {
+  // amd64
+  "5b810680-e36a-4879-b98a-4f989e80b899": "alpha",
+  "3fe10490-dd73-4b49-b72a-28ac19acfcdc": "beta",
+  "9a2deb70-37be-4026-853f-bfdd6b347bbe": "stable",
+  "72834a2b-ad86-4d6d-b498-e08a19ebe54e": "edge",
+  // arm64
+  "e641708d-fb48-4260-8bdf-ba2074a1147a": "alpha",
+  "d112ec01-ba34-4a9e-9d4b-9814a685f266": "beta",
+  "11a585f6-9418-4df0-8863-78b2fd3240f8": "stable",
+  "b4b2fa22-c1ea-498c-a8ac-c1dc0b1d7c17": "edge",
+};
+
 /** Architecture from `app@board` (amd64-usr, arm64-usr), else `os@arch`, else amd64 (as Nebraska). */
 export function archOf(board: string, osArch: string): Arch {
   if (board.startsWith("amd64")) return "amd64";
@@ -147,7 +164,7 @@ export class Rollout {
     const out: AppOutcome = { appId: req.appId, appStatus: "ok", ping: req.ping, events: req.events.length, updateCheck: null, stop: false };
     const unroutable = (): AppOutcome => ({ ...out, appStatus: UNROUTABLE_STATUS, ping: false, events: 0, updateCheck: { status: "error-internal" }, stop: true });
     if (!store.cat().apps.has(appId)) return unroutable();
-    const group = store.routeGroup(appId, req.track, req.arch);
+    const group = store.routeGroup(appId, LEGACY_GROUP_TRACKS[req.track] ?? req.track, req.arch);
     if (!group) return unroutable();
     if (req.machineId === "") {
       return { ...out, appStatus: "error-instanceRegistrationFailed", updateCheck: req.updateCheck ? { status: "error-internal" } : null };

@@ -172,6 +172,14 @@ describe("Omaha conformance", () => {
     }
   });
 
+  test("the old CoreOS group UUIDs reach the group with that track name", async () => {
+    h = harness();
+    await setupStable(h);
+    const r = await h.omaha(check({ ...M, track: "9a2deb70-37be-4026-853f-bfdd6b347bbe" }));
+    expect(statuses(r.text)).toEqual({ app: "ok", updatecheck: "ok" });
+    expect(statuses((await h.omaha(check({ id: "m2", track: "3fe10490-dd73-4b49-b72a-28ac19acfcdc" }))).text).app).toBe("error-failedToRetrieveUpdatePackageInfo");
+  });
+
   test("a group without a package: error-noPackageFound", async () => {
     h = harness();
     await h.api("POST", "/api/apps/CoreOS/channels", { name: "stable" });
