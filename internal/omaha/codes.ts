@@ -20,12 +20,12 @@ export const EventType = {
   SetupUpdateBegin: 16,
   SetupUpdateComplete: 17,
   RegisterProductComplete: 20,
-  OpenCommandLineLaunch: 30,
-  ExtOnOpenCommandLineLaunch: 40,
-  Action: 41,
-  SetupGoogleUpdateComplete: 100,
-  SetupInstallerBegin: 102,
-  SetupInstallerFinished: 103,
+  OEMInstallFirstCheck: 30,
+  AppSpecificCommandStarted: 40,
+  AppSpecificCommandEnded: 41,
+  SetupFailure: 100,
+  ComServerFailure: 102,
+  SetupUpdateFailure: 103,
   /** Nebraska's own "installed" (success only). */
   Installed: 800,
 } as const;
