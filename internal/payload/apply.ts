@@ -96,7 +96,7 @@ function readAll(fd: number, into: Uint8Array, pos: number): void {
 }
 
 /** SHA-256 of `size` bytes of fd from `offset`, in 4 MiB reads. */
-export function hashRange(fd: number, offset: number, size: number): Uint8Array {
+function hashRange(fd: number, offset: number, size: number): Uint8Array {
   const h = createHash("sha256");
   const buf = new Uint8Array(Math.min(4 << 20, Math.max(size, 1)));
   for (let done = 0; done < size; ) {
