@@ -52,7 +52,9 @@ class Interrupted extends Error {}
 export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResult> {
   const expectedSha256 = o.sha256Base64 !== undefined ? decodeSha256(o.sha256Base64) : undefined;
   const publicKey = o.publicKeyPem !== undefined ? loadPublicKey(o.publicKeyPem) : undefined;
-  const identity = JSON.stringify([o.url, o.size ?? null, o.sha256Base64 ?? null, o.target.path, o.target.offset ?? 0, o.kernelPath ?? null]);
+  // The same payload (by hash when known, so another mirror's URL still resumes) onto the same place.
+  const payloadId = o.sha256Base64 !== undefined ? [o.sha256Base64, o.size ?? null] : [o.url, o.size ?? null];
+  const identity = JSON.stringify([...payloadId, o.target.path, o.target.offset ?? 0, o.kernelPath ?? null]);
   const state = new ResumeState(o.stateDir, identity);
   const applier = new Applier({ target: o.target, kernelPath: o.kernelPath, publicKey, expectedSize: o.size, expectedSha256 });
   applier.onOpReceived = (p, blob) => state.received(applier, p, blob);

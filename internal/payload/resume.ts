@@ -10,6 +10,8 @@ import { join } from "node:path";
 import * as v from "valibot";
 import type { Applier, PlannedOp } from "./apply.ts";
 import { PayloadError } from "./errors.ts";
+import { HEADER_SIZE, parseHeader } from "./format.ts";
+import { decodeManifest } from "./proto.ts";
 
 const StateSchema = v.object({
   version: v.literal(1),
@@ -26,6 +28,17 @@ const KEPT = "kept.bin";
  * too much per 1 MiB operation; a kill loses at most this much progress plus what was in flight.
  */
 const CHECKPOINT_MS = 250;
+
+/** Whether `b` is exactly a header and a manifest that parses (a write cut short fails this). */
+function wholeMetadata(b: Uint8Array): boolean {
+  try {
+    if (b.length < HEADER_SIZE || HEADER_SIZE + parseHeader(b.subarray(0, HEADER_SIZE)) !== b.length) return false;
+    decodeManifest(b.subarray(HEADER_SIZE));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export class ResumeState {
   private keptFd?: number;
@@ -66,13 +79,13 @@ export class ResumeState {
       this.openKept(0);
       return 0;
     }
-    try {
-      applier.push(readFileSync(metaPath));
-    } catch {
-      this.clear(); // saved metadata no longer parses (or no longer fits the options): start over
+    const meta = readFileSync(metaPath);
+    if (!wholeMetadata(meta)) {
+      this.clear(); // torn or damaged: start over
       this.openKept(0);
       return 0;
     }
+    applier.push(meta);
     this.hasMetadata = true;
     const keptPath = join(this.dir, KEPT);
     const keptFd = existsSync(keptPath) ? openSync(keptPath, "r") : undefined;

@@ -337,6 +337,32 @@ describe("downloadAndApply", () => {
     expect(partition(o.disk)).toEqual(Buffer.from(image));
   });
 
+  test("a resume may come from another mirror (same SHA-256); a torn state file means starting over", async () => {
+    const o = job();
+    const ac = new AbortController();
+    await refused({ ...o, signal: ac.signal, onProgress: (d) => d > 3.5 * MiB && ac.abort() }, "aborted", 1);
+    const mirror = new PayloadServer(payload);
+    try {
+      const r = await downloadAndApply({ ...o, url: mirror.url });
+      expect(r.resumedFrom).toBeGreaterThan(2 * MiB);
+      expect(mirror.reqs.map((q) => q.range)).toEqual([`bytes=${r.resumedFrom}-`]);
+    } finally {
+      mirror.stop();
+    }
+    expect(partition(o.disk)).toEqual(Buffer.from(image));
+
+    const o2 = job();
+    const ac2 = new AbortController();
+    await refused({ ...o2, signal: ac2.signal, onProgress: (d) => d > 3.5 * MiB && ac2.abort() }, "aborted", 1);
+    const meta = join(o2.stateDir, "metadata.bin");
+    writeFileSync(meta, readFileSync(meta).subarray(0, 100));
+    srv.reqs = [];
+    const r2 = await downloadAndApply(o2);
+    expect(r2.resumedFrom).toBe(0);
+    expect(srv.reqs.map((q) => q.range)).toEqual([null]);
+    expect(partition(o2.disk)).toEqual(Buffer.from(image));
+  });
+
   test("resume never trusts a target changed behind its back: the rebuilt hash is checked per operation", async () => {
     const o = job();
     const ac = new AbortController();
