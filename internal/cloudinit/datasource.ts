@@ -114,8 +114,8 @@ export function configDriveSource(root: string): Datasource {
       if (raw.length === 0) return md;
       const m = v.parse(ConfigDriveMeta, JSON.parse(text(raw)));
       const path = m.network_config.content_path;
-      const networkConfig = path === "" ? undefined : text(readIfExists(join(root, "openstack", path)));
-      return { ...md, hostname: m.hostname, sshPublicKeys: m.public_keys, ...(networkConfig === undefined ? {} : { networkConfig }) };
+      const network = path === "" ? undefined : { format: "debian" as const, text: text(readIfExists(join(root, "openstack", path))) };
+      return { ...md, hostname: m.hostname, sshPublicKeys: m.public_keys, ...(network ? { network } : {}) };
     },
     fetchUserdata: async () => readIfExists(join(version, "user_data")),
   };
@@ -379,11 +379,27 @@ export function vmwareSource(read: (key: string) => Promise<string>, available: 
     fetchMetadata: async () => {
       const md = emptyMetadata();
       md.hostname = await read("hostname");
+      // Every network key that is set, for --convert-netconf vmware.
+      const values: Record<string, string> = {};
+      const save = async (key: string) => {
+        const val = await read(key);
+        if (val !== "") values[key] = val;
+        return val;
+      };
+      for (const kind of ["server", "domain"]) for (let i = 0; i < 64 && (await save(`dns.${kind}.${i}`)) !== ""; i++);
       for (let i = 0; i < 64; i++) {
         const role = await read(`interface.${i}.role`);
-        let found = (await read(`interface.${i}.name`)) !== "" || (await read(`interface.${i}.mac`)) !== "";
+        let found = (await save(`interface.${i}.name`)) !== "";
+        found = (await save(`interface.${i}.mac`)) !== "" || found;
+        found = (await save(`interface.${i}.dhcp`)) !== "" || found;
+        for (let r = 0; r < 64; r++) {
+          const gw = await save(`interface.${i}.route.${r}.gateway`);
+          const dest = await save(`interface.${i}.route.${r}.destination`);
+          if (gw === "" && dest === "") break;
+          found = true;
+        }
         for (let a = 0; a < 64; a++) {
-          const address = await read(`interface.${i}.ip.${a}.address`);
+          const address = await save(`interface.${i}.ip.${a}.address`);
           if (address === "") break;
           found = true;
           const addr = ip(address.split("/")[0] ?? "");
@@ -395,6 +411,7 @@ export function vmwareSource(read: (key: string) => Promise<string>, available: 
         }
         if (!found) break;
       }
+      md.network = { format: "vmware", values };
       return md;
     },
   };

@@ -10,8 +10,8 @@ export interface Metadata {
   privateIPv6: string;
   /** Key name -> OpenSSH public key. */
   sshPublicKeys: Record<string, string>;
-  /** The network configuration the source hands over (a config drive's Debian interfaces file). */
-  networkConfig?: string;
+  /** The network configuration the source hands over, for --convert-netconf. */
+  network?: { format: "debian"; text: string } | { format: "vmware"; values: Record<string, string> };
 }
 
 export function emptyMetadata(): Metadata {

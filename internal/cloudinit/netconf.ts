@@ -1,8 +1,10 @@
-// --convert-netconf debian: a Debian /etc/network/interfaces (as an OpenStack config drive or
-// Rackspace OnMetal hands it over) turned into systemd-networkd units, as coreos-cloudinit's
-// network package does: physical, bond and VLAN interfaces; static, DHCP, manual and loopback
-// methods; `post-up route add` routes. Each interface gets `<depth>-<name>.netdev|.network` in
-// /run/systemd/network, where depth orders a parent after the bonds and VLANs stacked on it.
+// --convert-netconf: network configuration handed over by the datasource turned into
+// systemd-networkd units, as coreos-cloudinit's network package does. `debian`: an
+// /etc/network/interfaces (an OpenStack config drive, Rackspace OnMetal) with physical, bond and
+// VLAN interfaces; static, DHCP, manual and loopback methods; `post-up route add` routes.
+// `vmware`: the guestinfo interface.N.* and dns.* keys. Each interface gets
+// `<depth>-<name>.netdev|.network` in /run/systemd/network, where depth orders a parent after the
+// bonds and VLANs stacked on it.
 import type { Unit } from "./config.ts";
 
 export class NetconfError extends Error {}
@@ -13,7 +15,7 @@ interface Route {
 }
 
 type Method =
-  | { kind: "static"; addresses: string[]; nameservers: string[]; routes: Route[]; hwaddress?: string }
+  | { kind: "static"; addresses: string[]; nameservers: string[]; domains: string[]; routes: Route[]; hwaddress?: string }
   | { kind: "dhcp"; hwaddress?: string }
   | { kind: "manual" }
   | { kind: "loopback" };
@@ -27,6 +29,8 @@ interface Stanza {
 
 interface Iface {
   name: string;
+  /** Matched by MAC address when there is no name (VMware). */
+  mac?: string;
   kind: "bond" | "physical" | "vlan";
   method: Method;
   children: Iface[];
@@ -112,7 +116,7 @@ function parseInterface(attrs: string[], lines: string[]): Stanza {
         }
         if (dest && destMask && gateway) routes.push({ destination: cidr(dest, destMask), gateway });
       }
-      method = { kind: "static", addresses: [cidr(address[0]!, mask)], nameservers: options.get("dns-nameservers") ?? [], routes, hwaddress: macOf(options, name) };
+      method = { kind: "static", addresses: [cidr(address[0]!, mask)], nameservers: options.get("dns-nameservers") ?? [], domains: [], routes, hwaddress: macOf(options, name) };
       break;
     }
     case "dhcp":
@@ -202,9 +206,10 @@ function buildInterfaces(stanzas: Stanza[]): Iface[] {
 }
 
 function network(i: Iface): string {
-  let c = `[Match]\nName=${i.name}\n\n[Network]\n`;
+  let c = `[Match]\n${i.name ? `Name=${i.name}\n` : ""}${i.mac ? `MACAddress=${i.mac}\n` : ""}\n[Network]\n`;
   for (const child of i.children) c += child.kind === "vlan" ? `VLAN=${child.name}\n` : child.kind === "bond" ? `Bond=${child.name}\n` : "";
   if (i.method.kind === "static") {
+    if (i.method.domains.length > 0) c += `Domains=${i.method.domains.join(" ")}\n`;
     for (const ns of i.method.nameservers) c += `DNS=${ns}\n`;
     for (const a of i.method.addresses) c += `\n[Address]\nAddress=${a}\n`;
     for (const r of i.method.routes) c += `\n[Route]\nDestination=${r.destination}\nGateway=${r.gateway}\n`;
@@ -227,16 +232,79 @@ function netdev(i: Iface): string {
   return "";
 }
 
-/** The runtime networkd units for a Debian interfaces file, in coreos-cloudinit's order. */
-export function debianNetworkUnits(text: string): Unit[] {
-  const units: Unit[] = [];
+function units(ifaces: Iface[]): Unit[] {
+  const out: Unit[] = [];
   const unit = (name: string, content: string) => {
-    if (content !== "") units.push({ name, content, runtime: true, enable: false, mask: false, command: "", dropIns: [] });
+    if (content !== "") out.push({ name, content, runtime: true, enable: false, mask: false, command: "", dropIns: [] });
   };
-  for (const i of buildInterfaces(parseDebianInterfaces(text))) {
-    const file = `${i.depth.toString(16).padStart(2, "0")}-${i.name}`;
+  for (const i of ifaces) {
+    const file = `${i.depth.toString(16).padStart(2, "0")}-${i.name || i.mac}`;
     unit(`${file}.netdev`, netdev(i));
     unit(`${file}.network`, network(i));
   }
-  return units;
+  return out;
+}
+
+/** The runtime networkd units for a Debian interfaces file, in coreos-cloudinit's order. */
+export function debianNetworkUnits(text: string): Unit[] {
+  return units(buildInterfaces(parseDebianInterfaces(text)));
+}
+
+/** An address with its prefix (`10.0.0.5/24`) as Go's ParseCIDR takes it, or undefined. */
+function parseCidr(s: string): { ip: string; mask: number[] } | undefined {
+  const [ip, bits, extra] = s.split("/");
+  if (extra !== undefined || bits === undefined || !/^[0-9]{1,2}$/.test(bits) || Number(bits) > 32 || !ipv4(ip)) return undefined;
+  const mask = [0, 1, 2, 3].map((k) => Math.max(0, Math.min(8, Number(bits) - 8 * k))).map((n) => (0xff << (8 - n)) & 0xff);
+  return { ip: ip!, mask };
+}
+
+/** The network of a CIDR (Go's ParseCIDR second result): host bits cleared. */
+function networkOf(c: { ip: string; mask: number[] }): string {
+  return cidr(ipv4(c.ip)!.map((b, k) => b & c.mask[k]!).join("."), c.mask);
+}
+
+/** ProcessVMwareNetconf: interface.N.{name,mac,dhcp,ip.M.address,route.R.gateway|destination}, dns.server.N, dns.domain.N. */
+export function vmwareNetworkUnits(values: Record<string, string>): Unit[] {
+  const list = (prefix: string) => {
+    const out: string[] = [];
+    for (let i = 0; values[`${prefix}.${i}`] !== undefined; i++) out.push(values[`${prefix}.${i}`]!);
+    return out;
+  };
+  const nameservers = list("dns.server");
+  for (const ns of nameservers) if (!ipv4(ns) && !/^[0-9a-fA-F:]+$/.test(ns)) throw new NetconfError(`invalid nameserver: "${ns}"`);
+  const domains = list("dns.domain");
+  const ifaces: Iface[] = [];
+  for (let i = 0; ; i++) {
+    const p = `interface.${i}.`;
+    const dhcpText = values[`${p}dhcp`];
+    if (dhcpText !== undefined && dhcpText !== "yes" && dhcpText !== "no") throw new NetconfError(`invalid DHCP option: "${dhcpText}"`);
+    const addresses: string[] = [];
+    for (let a = 0; values[`${p}ip.${a}.address`] !== undefined; a++) {
+      const text = values[`${p}ip.${a}.address`]!;
+      const c = parseCidr(text);
+      if (!c) throw new NetconfError(`invalid address: "${text}"`);
+      addresses.push(cidr(c.ip, c.mask));
+    }
+    const routes: Route[] = [];
+    for (let r = 0; ; r++) {
+      const gateway = values[`${p}route.${r}.gateway`];
+      const destination = values[`${p}route.${r}.destination`];
+      if (gateway === undefined && destination === undefined) break;
+      if (destination === undefined) throw new NetconfError("missing destination key");
+      if (gateway === undefined) throw new NetconfError("missing gateway key");
+      if (!ipv4(gateway)) throw new NetconfError(`invalid gateway: "${gateway}"`);
+      const d = parseCidr(destination);
+      if (!d) throw new NetconfError(`invalid CIDR address: ${destination}`);
+      routes.push({ destination: networkOf(d), gateway });
+    }
+    const macText = values[`${p}mac`];
+    if (macText !== undefined && !/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(macText)) throw new NetconfError(`error while parsing MAC address: invalid MAC address ${macText}`);
+    const mac = macText?.toLowerCase().replaceAll("-", ":");
+    let method: Method;
+    if (addresses.length > 0 || routes.length > 0) method = { kind: "static", addresses, nameservers, domains, routes, hwaddress: mac };
+    else if (dhcpText === "yes") method = { kind: "dhcp", hwaddress: mac };
+    else break;
+    ifaces.push({ ...newIface(values[`${p}name`] ?? "", "physical", method), ...(mac ? { mac } : {}) });
+  }
+  return units(ifaces);
 }

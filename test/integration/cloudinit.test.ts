@@ -524,9 +524,9 @@ describe("datasources", () => {
       "[Match]\nName=eth0\n\n[Network]\n\n[Address]\nAddress=10.1.2.3/24\n\n[Route]\nDestination=0.0.0.0/0\nGateway=10.1.2.1\n",
     );
     expect(r.stderr).toContain("restart systemd-networkd.service: skipped");
-    const bad = await cloudinit(["--from-configdrive", drive, "--convert-netconf", "vmware", "--root", root]);
+    const bad = await cloudinit(["--from-configdrive", drive, "--convert-netconf", "packet", "--root", root]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe("coreos-cloudinit: --convert-netconf vmware is not supported by this build\n");
+    expect(bad.stderr).toBe("coreos-cloudinit: --convert-netconf packet is not supported by this build\n");
   });
 
   test("vmware: an OVF environment's guestinfo properties, base64 user-data, addresses by role", async () => {
@@ -545,14 +545,23 @@ describe("datasources", () => {
     <Property oe:key="guestinfo.interface.0.role" oe:value="private"/>
     <Property oe:key="guestinfo.interface.0.ip.0.address" oe:value="10.10.0.5/24"/>
     <Property oe:key="guestinfo.interface.1.role" oe:value="public"/>
+    <Property oe:key="guestinfo.interface.1.mac" oe:value="00:50:56:AA:BB:CC"/>
     <Property oe:key="guestinfo.interface.1.ip.0.address" oe:value="203.0.113.50/24"/>
+    <Property oe:key="guestinfo.interface.1.route.0.gateway" oe:value="203.0.113.1"/>
+    <Property oe:key="guestinfo.interface.1.route.0.destination" oe:value="0.0.0.0/0"/>
+    <Property oe:key="guestinfo.dns.server.0" oe:value="1.1.1.1"/>
   </PropertySection>
 </Environment>
 `,
     );
-    const r = await cloudinit(["--from-vmware-ovf-env", ovf, "--root", root]);
+    const r = await cloudinit(["--from-vmware-ovf-env", ovf, "--convert-netconf", "vmware", "--root", root]);
     expect(r.code).toBe(0);
     expect(read(root, "etc/where")).toBe("10.10.0.5 203.0.113.50");
+    expect(readdirSync(join(root, "run/systemd/network")).sort()).toEqual(["00-00:50:56:aa:bb:cc.network", "00-eth0.network"]);
+    expect(read(root, "run/systemd/network/00-eth0.network")).toBe("[Match]\nName=eth0\n\n[Network]\nDNS=1.1.1.1\n\n[Address]\nAddress=10.10.0.5/24\n");
+    expect(read(root, "run/systemd/network/00-00:50:56:aa:bb:cc.network")).toBe(
+      "[Match]\nMACAddress=00:50:56:aa:bb:cc\n\n[Network]\nDNS=1.1.1.1\n\n[Address]\nAddress=203.0.113.50/24\n\n[Route]\nDestination=0.0.0.0/0\nGateway=203.0.113.1\n",
+    );
     expect(read(root, "etc/hostname")).toBe("from-userdata\n");
   });
 

@@ -11,7 +11,7 @@ import { fileSource, findCloudConfigURL, selectDatasource, type Datasource } fro
 import { decodeContent, DecodeError } from "../../internal/cloudinit/encoding.ts";
 import { emptyMetadata, mergeEnvContents, substitute, substitutions } from "../../internal/cloudinit/environment.ts";
 import { writeFileAtomic } from "../../internal/cloudinit/files.ts";
-import { debianNetworkUnits, NetconfError } from "../../internal/cloudinit/netconf.ts";
+import { debianNetworkUnits, NetconfError, vmwareNetworkUnits } from "../../internal/cloudinit/netconf.ts";
 import { runCloudinit } from "../../internal/cloudinit/run.ts";
 import { dropInContents, oemRelease, updateConf } from "../../internal/cloudinit/generated.ts";
 import { logger } from "../../internal/log/log.ts";
@@ -351,6 +351,38 @@ iface eth2 inet dhcp
       expect(() => debianNetworkUnits(text!)).toThrow(message);
     }
     expect(() => debianNetworkUnits("iface eth0 inet dhcp\n")).not.toThrow(NetconfError);
+  });
+});
+
+describe("--convert-netconf vmware", () => {
+  test("interfaces by name or MAC; static beats DHCP; routes normalised to their network; DNS and domains", () => {
+    const units = vmwareNetworkUnits({
+      "dns.server.0": "10.0.0.2",
+      "dns.server.1": "10.0.0.3",
+      "dns.domain.0": "example.com",
+      "interface.0.name": "ens192",
+      "interface.0.dhcp": "yes",
+      "interface.0.ip.0.address": "10.0.0.5/24",
+      "interface.0.route.0.gateway": "10.0.0.1",
+      "interface.0.route.0.destination": "192.168.7.9/16",
+      "interface.1.mac": "00:50:56:00:00:01",
+      "interface.1.dhcp": "yes",
+      "interface.3.name": "unreached",
+    });
+    expect(units.map((u) => u.name)).toEqual(["00-ens192.network", "00-00:50:56:00:00:01.network"]);
+    expect(units[0]!.content).toBe(
+      "[Match]\nName=ens192\n\n[Network]\nDomains=example.com\nDNS=10.0.0.2\nDNS=10.0.0.3\n\n[Address]\nAddress=10.0.0.5/24\n\n[Route]\nDestination=192.168.0.0/16\nGateway=10.0.0.1\n",
+    );
+    expect(units[1]!.content).toBe("[Match]\nMACAddress=00:50:56:00:00:01\n\n[Network]\nDHCP=true\nKeepConfiguration=dhcp-on-stop\nIPv6AcceptRA=true\n");
+    for (const [values, message] of [
+      [{ "interface.0.dhcp": "maybe" }, 'invalid DHCP option: "maybe"'],
+      [{ "interface.0.ip.0.address": "10.0.0.5" }, 'invalid address: "10.0.0.5"'],
+      [{ "interface.0.route.0.gateway": "10.0.0.1" }, "missing destination key"],
+      [{ "interface.0.mac": "nope", "interface.0.dhcp": "yes" }, "error while parsing MAC address"],
+      [{ "dns.server.0": "dns.example" }, 'invalid nameserver: "dns.example"'],
+    ] as [Record<string, string>, string][]) {
+      expect(() => vmwareNetworkUnits(values)).toThrow(message);
+    }
   });
 });
 
