@@ -2,9 +2,12 @@
 // not XML, not a <request> or not protocol 3.0 is a 400 (go-omaha's answer); an unknown app or
 // group is a 200 whose app status says so (Nebraska's); neither is ever a 500.
 import { buildResponse, parseRequest, type ParsedApp, type ParsedRequest, type ResponseApp, type UpdateCheckReply } from "../omaha/index.ts";
+import { logger } from "../log/log.ts";
 import type { Committer } from "./commit.ts";
 import type { Package } from "./model.ts";
 import { archOf, type AppOutcome, type AppRequest, type Rollout, type UpdateCheckOutcome } from "./rollout.ts";
+
+const log = logger("omaha");
 
 /** go-omaha's limit: "a request over 1M in size is certainly bogus". */
 export const MAX_OMAHA_BODY = 1024 * 1024;
@@ -94,6 +97,7 @@ export async function handleOmaha(req: Request, ip: string, baseUrl: () => strin
   const parsed = parseRequest(body);
   if (!parsed.ok) {
     counters.badRequests++;
+    log.debug(`${ip}: refused: ${parsed.error}`);
     const msg = parsed.error.startsWith("request@protocol") ? "Omaha 3.0 Required" : "Bad Omaha Request";
     return new Response(`${msg}: ${parsed.error}\n`, { status: 400 });
   }
@@ -108,7 +112,11 @@ export async function handleOmaha(req: Request, ip: string, baseUrl: () => strin
     }
     return out;
   });
-  for (const o of outcomes) {
+  for (const [i, o] of outcomes.entries()) {
+    if (log.level >= 4) {
+      const a = apps[i]!;
+      log.debug(`${a.machineId || "-"} ${a.ip} ${a.version} track=${a.track}: app ${o.appStatus}${o.updateCheck ? `, updatecheck ${o.updateCheck.status}` : ""}${a.events.length ? `, events ${a.events.map((e) => `${e.type}/${e.result}`).join(" ")}` : ""}`);
+    }
     counters.events += o.events;
     if (o.updateCheck) {
       counters.updateChecks++;
