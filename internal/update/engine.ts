@@ -440,7 +440,8 @@ export class Engine {
       this.prefs.get(Pref.UpdateCheckResponseHash) === offer.sha256 && existsSync(stateDir) && readdirSync(stateDir).length > 0;
     this.prefs.set(Pref.UpdateCheckResponseHash, offer.sha256);
     const backoff = this.loadBackoff();
-    const url = this.withCredentials(offer.urls[backoff.urlIndex % offer.urls.length]!);
+    const plainUrl = offer.urls[backoff.urlIndex % offer.urls.length]!;
+    const url = this.withCredentials(plainUrl);
     let publicKeyPem: string | undefined;
     try {
       publicKeyPem = readFileSync(this.o.paths.publicKey, "utf8");
@@ -449,7 +450,7 @@ export class Engine {
     }
     const kernelPath = this.kernelPath(slots.passive);
     this.log.info(
-      `downloading ${offer.urls[backoff.urlIndex % offer.urls.length]} onto ${slots.disk} partition ${slots.passive.number} (${slots.passive.label})` +
+      `downloading ${plainUrl} onto ${slots.disk} partition ${slots.passive.number} (${slots.passive.label})` +
         `${kernelPath ? `, kernel to ${kernelPath}` : ""}${resumed ? ", resuming" : ""}`,
     );
     try {
@@ -470,7 +471,9 @@ export class Engine {
       });
     } catch (err) {
       const code = typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : ErrorCode.DownloadTransferError;
-      this.log.error(`update failed: error ${code} (${decodeErrorCode(code).name}): ${(err as Error).message}`);
+      // The download password stays out of the log.
+      const message = (err as Error).message.replaceAll(url, plainUrl);
+      this.log.error(`update failed: error ${code} (${decodeErrorCode(code).name}): ${message}`);
       return { type: "failed", code, resumed };
     }
     this.log.info(`payload ${offer.version} written and verified on partition ${slots.passive.number}`);

@@ -73,7 +73,14 @@ interface Harness {
 }
 
 let n = 0;
-function harness(o: { reply: () => string; install: (r: InstallRequest) => Promise<unknown>; disk?: boolean; host?: Partial<HostConfig>; now?: () => number }): Harness {
+function harness(o: {
+  reply: () => string;
+  install: (r: InstallRequest) => Promise<unknown>;
+  disk?: boolean;
+  host?: Partial<HostConfig>;
+  now?: () => number;
+  log?: ReturnType<typeof createConsola>;
+}): Harness {
   const root = join(dir, `m${n++}`);
   mkdirSync(root, { recursive: true });
   const disk = join(root, "disk.img");
@@ -102,7 +109,7 @@ function harness(o: { reply: () => string; install: (r: InstallRequest) => Promi
     periodicChecks: false,
     fetch: fakeFetch,
     now: o.now,
-    log: quiet,
+    log: o.log ?? quiet,
   });
   engine.onStatus((s) => statuses.push(s));
   engines.push(engine);
@@ -199,6 +206,21 @@ describe("Engine", () => {
     expect(h.installs).toHaveLength(0);
     expect(events(h)).toEqual(["3/2", `3/0/${1 | ErrorFlag.TestOmahaUrl}`]);
     expect(h.engine.status.current_operation).toBe("UPDATE_STATUS_IDLE");
+  });
+
+  test("DOWNLOAD_USER/PASSWORD go into the payload URL, never into the log", async () => {
+    const lines: string[] = [];
+    const log = createConsola({ level: 5, reporters: [{ log: (l) => void lines.push(l.args.join(" ")) }] });
+    const h = harness({
+      reply: () => UPDATE(false),
+      install: async (r) => Promise.reject(Object.assign(new Error(`server answered 404 Not Found for ${r.url}`), { code: 2404 })),
+      host: { downloadUser: "u", downloadPassword: "s3cr3t pw" },
+      log,
+    });
+    await h.attempt();
+    expect(h.installs[0]!.url).toBe("http://u:s3cr3t%20pw@a/p.gz");
+    expect(lines.some((l) => l.includes("404 Not Found for http://a/p.gz"))).toBe(true);
+    expect(lines.filter((l) => l.includes("s3cr3t"))).toEqual([]);
   });
 
   test("no known disk: InstallDeviceOpenError, nothing installed", async () => {
