@@ -70,9 +70,13 @@ describe("rollout", () => {
     const act = await admin(srv, "activity", "--group", "limited");
     expect(act).toContain("RolloutStarted");
     expect(act).toContain("RolloutFinished");
-    // Machines that were turned away were held with Nebraska's reason.
-    const onHold = await api<{ statusName: string }[]>(srv, "GET", `/api/apps/CoreOS/instances/${machines[19]!.id}/status_history`);
-    expect(onHold.map((x) => x.statusName)).toContain("OnHold");
+    // Machines turned away were held (OnHold), all but the first two at least once.
+    let held = 0;
+    for (const m of machines) {
+      const h = await api<History[]>(srv, "GET", `/api/apps/CoreOS/instances/${m.id}/status_history`);
+      if (h.some((x) => x.statusName === "OnHold")) held++;
+    }
+    expect(held).toBeGreaterThanOrEqual(18);
   }, 90_000);
 
   test("safe mode: the canary reports 3/0, the group pauses and nobody else is granted", async () => {
