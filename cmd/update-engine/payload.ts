@@ -67,7 +67,7 @@ type Command = keyof typeof COMMANDS;
 
 function help(): string {
   const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
-  return `Usage: coreos update-engine payload <command> [flags] ${""}\n\n${Object.entries(COMMANDS)
+  return `Usage: coreos update-engine payload <command> [flags] [PAYLOAD]\n\n${Object.entries(COMMANDS)
     .map(([k, c]) => `  ${k.padEnd(w)}  ${c.about}`)
     .join("\n")}\n`;
 }
