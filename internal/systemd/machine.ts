@@ -11,7 +11,7 @@ export type SubState =
   | "stop" | "stop-sigterm" | "stop-sigkill" | "stop-post" | "final-sigterm" | "final-sigkill" | "failed" | "auto-restart";
 
 /** systemd's Result= of a service. */
-export type Result = "success" | "exit-code" | "signal" | "core-dump" | "timeout" | "resources" | "start-limit-hit";
+export type Result = "success" | "exit-code" | "signal" | "core-dump" | "timeout" | "resources" | "protocol" | "start-limit-hit";
 
 export const ACTIVE_OF: Record<SubState, ActiveState> = {
   dead: "inactive",
@@ -35,7 +35,11 @@ export const ACTIVE_OF: Record<SubState, ActiveState> = {
 export type Exit =
   | { code: number; signal?: undefined }
   | { code?: undefined; signal: string }
-  | { spawnFailed: "exec" | "chdir" | "user" | "resources"; message: string; code?: undefined; signal?: undefined };
+  | { spawnFailed: "exec" | "chdir" | "user" | "resources"; message: string; code?: undefined; signal?: undefined }
+  /** A forked daemon's PID file named no live process. */
+  | { protocol: string; code?: undefined; signal?: undefined }
+  /** A process that is not the supervisor's child is gone; how it ended cannot be known. */
+  | { vanished: true; code?: undefined; signal?: undefined };
 
 export type JobType = "start" | "stop" | "restart" | "reload";
 
@@ -53,6 +57,8 @@ export type Effect =
   /** Replaces the armed timer; Infinity arms nothing. */
   | { t: "timer"; gen: number; ms: number }
   | { t: "job-done"; ids: number[]; result: JobResult }
+  /** Type=forking: find the daemon in the PID file, report it as `spawned` (or its absence as an exit). */
+  | { t: "adopt"; proc: number; pidFile: string }
   /** A line for the unit's journal, in systemd's words. */
   | { t: "note"; message: string };
 
@@ -68,11 +74,15 @@ const CLEAN_SIGNALS = new Set(["SIGHUP", "SIGINT", "SIGTERM", "SIGPIPE"]);
 /** `code=exited, status=1/FAILURE` or `code=killed, signal=TERM`, as systemctl status prints it. */
 export function describeExit(e: Exit): string {
   if (e.signal !== undefined) return `code=killed, signal=${e.signal.replace(/^SIG/, "")}`;
+  if ("vanished" in e) return "code=exited, status=unknown (not a child of the supervisor)";
+  if ("protocol" in e) return "code=exited, status=unknown (no main process)";
   const code = "spawnFailed" in e ? SPAWN_STATUS[e.spawnFailed] : e.code!;
   return `code=exited, status=${code}/${EXIT_NAMES[code] ?? String(code)}`;
 }
 
 function classify(e: Exit, daemon: boolean): Result {
+  if ("vanished" in e) return "success";
+  if ("protocol" in e) return "protocol";
   if ("spawnFailed" in e) return e.spawnFailed === "resources" ? "resources" : "exit-code";
   if (e.signal !== undefined) return daemon && CLEAN_SIGNALS.has(e.signal) ? "success" : "signal";
   return e.code === 0 ? "success" : "exit-code";
@@ -299,7 +309,10 @@ export class ServiceMachine {
     // it is the exec. A failure before the fork (an environment file missing) fails the job.
     this.queue = [d.exec.ExecStart[0]!];
     this.queueKind = "ExecStart";
-    this.runMain();
+    // Type=forking: the program started is only the parent; the daemon it leaves behind is the
+    // main process, found once the parent has exited successfully.
+    if (d.type === "forking") this.runControl();
+    else this.runMain();
   }
 
   private enterStartPost(): void {
@@ -460,7 +473,8 @@ export class ServiceMachine {
     this.mainExit = { pid: this.mainPid, exit };
     let f = classify(exit, this.def.type !== "oneshot");
     if ("spawnFailed" in exit) this.note(exit.message);
-    if (f !== "success") {
+    if ("protocol" in exit) this.note(exit.protocol);
+    else if (f !== "success") {
       this.note(`Main process exited, ${describeExit(exit)}`);
       if (m.command.ignoreFailure) f = "success";
     }
@@ -505,6 +519,12 @@ export class ServiceMachine {
     }
     const next = f === "success" && this.queue.length > 0;
     switch (this.state) {
+      case "start":
+        // Only Type=forking has a control process here: the parent of the daemon.
+        if (f !== "success") return this.enterSignal("stop-sigterm", f);
+        this.main = { proc: ++this.procSeq, command: c.command, kind: "ExecStart" };
+        this.emit({ t: "adopt", proc: this.main.proc, pidFile: this.def.pidFile! });
+        return;
       case "start-pre":
         if (f !== "success") return this.enterSignal("stop-sigterm", f);
         return next ? this.runControl() : this.enterStart();

@@ -2,7 +2,7 @@
 // supervisor runs them: read once from a loaded unit, validated, with systemd's defaults.
 import { getList, getValue, nextWord, parseBoolean, parseEnvironmentAssignments, parseTimespan, UnitFileError, type UnitFile } from "./unitfile.ts";
 
-export type ServiceType = "simple" | "exec" | "oneshot";
+export type ServiceType = "simple" | "exec" | "oneshot" | "forking";
 export type RestartPolicy = "no" | "always" | "on-success" | "on-failure" | "on-abnormal" | "on-abort" | "on-watchdog";
 export type KillMode = "control-group" | "mixed" | "process" | "none";
 export type ExecKind = "ExecStartPre" | "ExecStart" | "ExecStartPost" | "ExecReload" | "ExecStop" | "ExecStopPost";
@@ -44,9 +44,11 @@ export interface ServiceDef {
   workingDirectory: { path: string; optional: boolean } | undefined;
   user: string | undefined;
   group: string | undefined;
+  /** PIDFile=: where a Type=forking daemon writes its pid. */
+  pidFile: string | undefined;
 }
 
-const TYPES = new Set<string>(["simple", "exec", "oneshot"]);
+const TYPES = new Set<string>(["simple", "exec", "oneshot", "forking"]);
 const RESTARTS = new Set<string>(["no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog"]);
 const EXEC_KINDS: ExecKind[] = ["ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload", "ExecStop", "ExecStopPost"];
 
@@ -152,9 +154,14 @@ export const SIGNALS: Record<string, number> = {
 export function serviceFromUnit(name: string, unit: UnitFile): ServiceDef {
   const S = "Service";
   const type = getValue(unit, S, "Type") ?? "simple";
-  if (type === "forking" || type === "notify" || type === "dbus" || type === "idle" || type === "notify-reload") {
-    throw new UnitFileError(`Type=${type} is not supported by the coreos supervisor (simple, exec, oneshot are)`);
+  if (type === "notify" || type === "dbus" || type === "idle" || type === "notify-reload") {
+    throw new UnitFileError(`Type=${type} is not supported by the coreos supervisor (simple, exec, oneshot, forking are)`);
   }
+  const pidFile = getValue(unit, S, "PIDFile");
+  if (pidFile !== undefined && !pidFile.startsWith("/")) throw new UnitFileError(`PIDFile=${pidFile}: path is not absolute`);
+  // systemd finds a forked daemon in the unit's cgroup; a daemon that called setsid() has left
+  // every process group the supervisor knows, so only its PID file can name it.
+  if (type === "forking" && pidFile === undefined) throw new UnitFileError("Type=forking needs PIDFile= under the coreos supervisor");
   if (!TYPES.has(type)) throw new UnitFileError(`Type=${type}: unknown service type`);
   const restart = getValue(unit, S, "Restart") ?? "no";
   if (!RESTARTS.has(restart)) throw new UnitFileError(`Restart=${restart}: unknown restart policy`);
@@ -203,5 +210,6 @@ export function serviceFromUnit(name: string, unit: UnitFile): ServiceDef {
     workingDirectory,
     user: getValue(unit, S, "User"),
     group: getValue(unit, S, "Group"),
+    pidFile,
   };
 }

@@ -23,6 +23,9 @@ export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /** Bounded wait for a dead process's pipes to drain: a daemonized grandchild may hold them open. */
 const DRAIN_MS = 200;
 const MAX_LINE = 16 * 1024;
+/** How often a forked daemon (not our child, so no exit event) is looked for. */
+const WATCH_MS = 100;
+const ADOPT_RETRY_MS = 100;
 
 /** A fixed-size ring of the newest entries. */
 export class Ring<T> {
@@ -59,6 +62,8 @@ interface UnitRuntime {
   badSetting: string | undefined;
   machine: ServiceMachine | null;
   procs: Map<number, Proc>;
+  /** Forked daemons (not our children), polled until they are gone. */
+  watched: Map<number, { pid: number; timer: ReturnType<typeof setInterval> }>;
   /** Process groups that may still have members (leaders' children outlive them). */
   groups: Set<number>;
   timer: ReturnType<typeof setTimeout> | null;
@@ -128,6 +133,12 @@ function readOr(p: string, dflt = ""): string {
   } catch {
     return dflt;
   }
+}
+
+/** A process that exists and is not a zombie. */
+function running(pid: number): boolean {
+  const stat = readOr(`/proc/${pid}/stat`);
+  return stat !== "" && stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
 }
 
 /** `foo` means `foo.service`, as systemctl reads it. */
@@ -388,7 +399,10 @@ export class Supervisor implements ControlHandler {
         .filter((rt) => rt.machine && rt.machine.active !== "inactive" && rt.machine.active !== "failed")
         .map((rt) => this.job(rt, "stop")),
     );
-    for (const rt of this.units.values()) if (rt.timer) clearTimeout(rt.timer);
+    for (const rt of this.units.values()) {
+      if (rt.timer) clearTimeout(rt.timer);
+      for (const w of rt.watched.values()) clearInterval(w.timer);
+    }
   }
 
   // --- units ---
@@ -403,6 +417,7 @@ export class Supervisor implements ControlHandler {
       badSetting: undefined,
       machine: null,
       procs: new Map(),
+      watched: new Map(),
       groups: new Set(),
       timer: null,
       journal: new Ring(this.journalLines),
@@ -497,7 +512,7 @@ export class Supervisor implements ControlHandler {
       case "spawn":
         return this.spawn(rt, e);
       case "kill":
-        for (const p of rt.procs.values()) {
+        for (const p of [...rt.procs.values(), ...rt.watched.values()]) {
           try {
             process.kill(p.pid, e.signal);
           } catch {
@@ -523,10 +538,40 @@ export class Supervisor implements ControlHandler {
           rt.waiters.delete(id);
         }
         return;
+      case "adopt":
+        return this.adopt(rt, e.proc, e.pidFile);
       case "note":
         // systemd words most lines "unit: what happened"; the start/stop headlines stand alone.
         return this.note(rt, /^(Starting|Started|Stopping|Stopped|Failed to start) /.test(e.message) ? e.message : `${rt.name}: ${e.message}`);
     }
+  }
+
+  /**
+   * A Type=forking daemon: its pid from the PID file (daemons may write it just after the parent
+   * exits, so a few tries, as systemd waits for "PID file not readable (yet?)"), then watched
+   * until it is gone. It is not our child, so its exit status is unknown.
+   */
+  private adopt(rt: UnitRuntime, proc: number, pidFile: string, tries = 10): void {
+    const raw = readOr(pidFile).trim();
+    const pid = /^[0-9]+$/.test(raw) ? Number(raw) : 0;
+    if (pid <= 1 || !running(pid)) {
+      if (tries > 1) {
+        setTimeout(() => this.adopt(rt, proc, pidFile, tries - 1), ADOPT_RETRY_MS);
+        return;
+      }
+      const why = raw === "" ? "not readable" : `names ${pid > 1 ? `process ${pid}, which is not running` : `no process ("${raw.slice(0, 40)}")`}`;
+      this.dispatch(rt, { t: "exit", proc, exit: { protocol: `PID file ${pidFile} ${why} after start.` } });
+      return;
+    }
+    const timer = setInterval(() => {
+      if (running(pid)) return;
+      clearInterval(timer);
+      rt.watched.delete(proc);
+      this.dispatch(rt, { t: "exit", proc, exit: { vanished: true } });
+    }, WATCH_MS);
+    rt.watched.set(proc, { pid, timer });
+    rt.groups.add(pid);
+    this.dispatch(rt, { t: "spawned", proc, pid });
   }
 
   /** A line of the supervisor's own in the unit's journal and the daemon log. */

@@ -17,6 +17,7 @@ function rig(service: string, unit = "", autoSpawned = true) {
   const kills: string[] = [];
   const killed: [string, boolean][] = [];
   const notes: string[] = [];
+  const adopts: number[] = [];
   const apply = (fx: Effect[]) => {
     for (const e of fx) {
       if (e.t === "spawn") {
@@ -31,6 +32,7 @@ function rig(service: string, unit = "", autoSpawned = true) {
       else if (e.t === "timer") timer = Number.isFinite(e.ms) ? { gen: e.gen, ms: e.ms } : null;
       else if (e.t === "job-done") for (const id of e.ids) done.set(id, e.result);
       else if (e.t === "note") notes.push(e.message);
+      else if (e.t === "adopt") adopts.push(e.proc);
     }
   };
   const step = (ev: Event) => apply(m.step(ev, now));
@@ -40,6 +42,7 @@ function rig(service: string, unit = "", autoSpawned = true) {
     kills,
     killed,
     notes,
+    adopts,
     done,
     job(type: JobType): number {
       const id = ++jobSeq;
@@ -53,6 +56,7 @@ function rig(service: string, unit = "", autoSpawned = true) {
     exit(s: Spawn, exit: Exit) {
       step({ t: "exit", proc: s.proc, exit });
     },
+    send: step,
     spawned(s: Spawn, pid = 4242) {
       step({ t: "spawned", proc: s.proc, pid });
     },
@@ -275,6 +279,46 @@ describe("simple service", () => {
     r.exit(r.last(), ok);
     expect(r.state()).toBe("active running");
     expect(r.done.get(reload)).toBe("done");
+  });
+});
+
+describe("Type=forking", () => {
+  test("the parent is a control process; the daemon from the PID file is the main process", () => {
+    const r = rig("Type=forking\nPIDFile=/run/d.pid\nExecStart=/usr/sbin/d --daemon");
+    const start = r.job("start");
+    expect(r.last()).toMatchObject({ role: "control", kind: "ExecStart" });
+    r.exit(r.last(), ok);
+    expect(r.state()).toBe("activating start");
+    expect(r.done.has(start)).toBe(false);
+    const daemon = r.adopts[0]!;
+    r.send({ t: "spawned", proc: daemon, pid: 555 });
+    expect(r.state()).toBe("active running");
+    expect(r.m.mainPid).toBe(555);
+    r.send({ t: "exit", proc: daemon, exit: { vanished: true } });
+    expect(r.state()).toBe("inactive dead");
+  });
+
+  test("no live process in the PID file: failed with result protocol", () => {
+    const r = rig("Type=forking\nPIDFile=/run/d.pid\nExecStart=/usr/sbin/d");
+    const start = r.job("start");
+    r.exit(r.last(), ok);
+    r.send({ t: "exit", proc: r.adopts[0]!, exit: { protocol: "PID file /run/d.pid not readable after start." } });
+    expect(r.state()).toBe("failed failed");
+    expect(r.m.result).toBe("protocol");
+    expect(r.notes).toContain("PID file /run/d.pid not readable after start.");
+    expect(r.done.get(start)).toBe("failed");
+  });
+
+  test("a failing parent fails the start", () => {
+    const r = rig("Type=forking\nPIDFile=/run/d.pid\nExecStart=/usr/sbin/d");
+    r.job("start");
+    r.exit(r.last(), fail);
+    expect(r.state()).toBe("failed failed");
+    expect(r.adopts).toEqual([]);
+  });
+
+  test("needs PIDFile=", () => {
+    expect(() => serviceFromUnit("f.service", parseUnit("[Service]\nType=forking\nExecStart=/d\n").unit)).toThrow("needs PIDFile=");
   });
 });
 

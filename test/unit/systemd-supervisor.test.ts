@@ -178,6 +178,22 @@ describe("supervisor", () => {
     }
   });
 
+  test("Type=forking: the daemon named by PIDFile= is the main process; stop ends it; no PID file fails", async () => {
+    const pidFile = join(work, "forked.pid");
+    unit("forked.service", `[Service]\nType=forking\nPIDFile=${pidFile}\nExecStart=/bin/sh -c 'setsid sh -c "echo daemon up; exec sleep 60" & echo $! > ${pidFile}'\n`);
+    unit("nopid.service", `[Service]\nType=forking\nPIDFile=${work}/never.pid\nExecStart=/bin/true\n`);
+    const s = supervisor();
+    expect(await s.run("start", "forked")).toBe("done");
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    expect(s.status("forked")).toMatchObject({ active: "active", sub: "running", mainPid: pid });
+    await until(() => lines(s, "forked").includes("daemon up"), "the daemon's output");
+    expect(await s.run("stop", "forked")).toBe("done");
+    expect(state(s, "forked")).toBe("inactive dead");
+    expect(alive(pid)).toBe(false);
+    expect(await s.run("start", "nopid")).toBe("failed");
+    expect(s.status("nopid")).toMatchObject({ active: "failed", result: "protocol" });
+  });
+
   test("WorkingDirectory=, @argv0, and a program that does not exist", async () => {
     unit("cwd.service", `[Service]\nType=oneshot\nWorkingDirectory=${work}\nExecStart=/bin/pwd\nExecStart=@/bin/sh renamed -c 'echo $0'\n`);
     unit("noexec.service", "[Service]\nExecStart=/no/such/program\n");

@@ -326,7 +326,7 @@ describe("service settings", () => {
     ["[Service]\nExecStart=/a\nExecStart=/b\n", "more than one ExecStart="],
     ["[Service]\nType=oneshot\nRestart=always\nExecStart=/a\n", "isn't allowed for Type=oneshot"],
     ["[Service]\nType=bogus\nExecStart=/a\n", "unknown service type"],
-    ["[Service]\nType=forking\nExecStart=/a\n", "not supported"],
+    ["[Service]\nType=notify\nExecStart=/a\n", "not supported"],
     ["[Service]\nRestart=sometimes\nExecStart=/a\n", "unknown restart policy"],
     ["[Service]\nRestartSec=soon\nExecStart=/a\n", "not a time span"],
     ["[Service]\nEnvironmentFile=relative\nExecStart=/a\n", "not absolute"],
