@@ -31,7 +31,7 @@ const FLAGS = {
   "from-vmware-ovf-env": s("", "Read data from OVF Environment"),
   "from-proc-cmdline": b("Parse /proc/cmdline for 'cloud-config-url=<url>', using the cloud-config served by an HTTP GET to <url>"),
   oem: s("", "Use the settings specific to the provided OEM"),
-  "convert-netconf": s("", "Read the network config provided in cloud-drive and translate it from the specified format into networkd unit files (debian or vmware; packet is not supported by this build)"),
+  "convert-netconf": s("", "Read the network config provided in cloud-drive and translate it from the specified format into networkd unit files (debian, packet or vmware)"),
   workspace: s("/var/lib/coreos-cloudinit", "Base directory coreos-cloudinit should use to store data"),
   "ssh-key-name": s("coreos-cloudinit", "Add SSH keys to the system with the given name"),
   validate: b("[EXPERIMENTAL] Validate the user-data but do not apply it to the system"),
@@ -132,10 +132,6 @@ export async function runCloudinit(args: string[]): Promise<number> {
     process.stderr.write(`Invalid option to -convert-netconf: '${v["convert-netconf"]}'. Supported options: 'debian, packet, vmware'\n`);
     return 2;
   }
-  if (v["convert-netconf"] === "packet") {
-    process.stderr.write(`coreos-cloudinit: --convert-netconf ${v["convert-netconf"]} is not supported by this build\n`);
-    return 2;
-  }
   if (v["from-cloudsigma-metadata"]) {
     process.stderr.write("coreos-cloudinit: --from-cloudsigma-metadata is not supported by this build\n");
     return 2;
@@ -180,7 +176,7 @@ export async function runCloudinit(args: string[]): Promise<number> {
     root,
     // An offline root has nothing running in it, unless a supervisor serves it.
     offline: root !== "/" && v["unit-socket"] === "",
-    convertNetconf: v["convert-netconf"] === "debian" || v["convert-netconf"] === "vmware" ? v["convert-netconf"] : "",
+    convertNetconf: v["convert-netconf"] as "" | "debian" | "packet" | "vmware",
     workspace: v.workspace,
     sshKeyName: v["ssh-key-name"],
     manager: () => (manager ??= v["unit-socket"] !== "" ? new SupervisorClient({ socket: v["unit-socket"], root }) : pickManager({ root })),

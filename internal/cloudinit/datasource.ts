@@ -246,7 +246,22 @@ const PacketMeta = v.object({
   hostname: v.optional(v.string(), ""),
   ssh_keys: v.optional(v.array(v.string()), []),
   network: v.optional(
-    v.object({ addresses: v.optional(v.array(v.object({ address: v.string(), address_family: v.number(), public: v.boolean() })), []) }),
+    v.object({
+      interfaces: v.optional(v.array(v.object({ name: v.string(), mac: v.optional(v.string(), "") })), []),
+      addresses: v.optional(
+        v.array(
+          v.object({
+            address: v.string(),
+            address_family: v.number(),
+            public: v.boolean(),
+            cidr: v.optional(v.number(), 0),
+            gateway: v.optional(v.string(), ""),
+          }),
+        ),
+        [],
+      ),
+      dns: v.optional(v.array(v.string()), []),
+    }),
     {},
   ),
 });
@@ -269,6 +284,7 @@ export function packetSource(root: string, http: HttpOptions = {}): Datasource {
         const field = a.address_family === 4 ? (a.public ? "publicIPv4" : "privateIPv4") : a.public ? "publicIPv6" : "privateIPv6";
         if (md[field] === "") md[field] = a.address;
       }
+      md.network = { format: "packet", data: m.network };
       return md;
     },
   };

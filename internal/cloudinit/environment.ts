@@ -11,7 +11,14 @@ export interface Metadata {
   /** Key name -> OpenSSH public key. */
   sshPublicKeys: Record<string, string>;
   /** The network configuration the source hands over, for --convert-netconf. */
-  network?: { format: "debian"; text: string } | { format: "vmware"; values: Record<string, string> };
+  network?: { format: "debian"; text: string } | { format: "vmware"; values: Record<string, string> } | { format: "packet"; data: PacketNetwork };
+}
+
+/** Packet's `network` metadata: the NICs to bond and the address blocks. */
+export interface PacketNetwork {
+  interfaces: { name: string; mac: string }[];
+  addresses: { address: string; address_family: number; public: boolean; cidr: number; gateway: string }[];
+  dns: string[];
 }
 
 export function emptyMetadata(): Metadata {

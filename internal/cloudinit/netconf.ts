@@ -2,10 +2,12 @@
 // systemd-networkd units, as coreos-cloudinit's network package does. `debian`: an
 // /etc/network/interfaces (an OpenStack config drive, Rackspace OnMetal) with physical, bond and
 // VLAN interfaces; static, DHCP, manual and loopback methods; `post-up route add` routes.
-// `vmware`: the guestinfo interface.N.* and dns.* keys. Each interface gets
+// `vmware`: the guestinfo interface.N.* and dns.* keys. `packet`: the NICs bonded (802.3ad) with
+// every address block on the bond. Each interface gets
 // `<depth>-<name>.netdev|.network` in /run/systemd/network, where depth orders a parent after the
 // bonds and VLANs stacked on it.
 import type { Unit } from "./config.ts";
+import type { PacketNetwork } from "./environment.ts";
 
 export class NetconfError extends Error {}
 
@@ -37,6 +39,8 @@ interface Iface {
   depth: number;
   slaves: string[];
   bondOptions: Map<string, string>;
+  /** The bond's own MAC address (Packet: the first NIC's). */
+  bondMac?: string;
   vlanId: number;
   rawDevice: string;
 }
@@ -221,7 +225,7 @@ function network(i: Iface): string {
 
 function netdev(i: Iface): string {
   if (i.kind === "bond") {
-    let c = `[NetDev]\nKind=bond\nName=${i.name}\n\n[Bond]\n`;
+    let c = `[NetDev]\nKind=bond\nName=${i.name}\n${i.bondMac ? `MACAddress=${i.bondMac}\n` : ""}\n[Bond]\n`;
     for (const k of [...i.bondOptions.keys()].sort()) c += `${k}=${i.bondOptions.get(k)}\n`;
     return c;
   }
@@ -261,6 +265,28 @@ function parseCidr(s: string): { ip: string; mask: number[] } | undefined {
 /** The network of a CIDR (Go's ParseCIDR second result): host bits cleared. */
 function networkOf(c: { ip: string; mask: number[] }): string {
   return cidr(ipv4(c.ip)!.map((b, k) => b & c.mask[k]!).join("."), c.mask);
+}
+
+/** ProcessPacketNetconf: every NIC a slave of bond0 (802.3ad), the address blocks and their routes on the bond. */
+export function packetNetworkUnits(net: PacketNetwork): Unit[] {
+  if (net.interfaces.length === 0) throw new NetconfError("no interfaces in the network metadata");
+  const nameservers = net.dns.length > 0 ? net.dns : ["8.8.8.8", "8.8.4.4"];
+  const addresses: string[] = [];
+  const routes: Route[] = [];
+  for (const b of net.addresses) {
+    addresses.push(`${b.address}/${b.cidr}`);
+    const destination = !b.public ? "10.0.0.0/8" : b.address_family === 4 ? "0.0.0.0/0" : "::/0";
+    routes.push({ destination, gateway: b.gateway });
+  }
+  const bond = newIface("bond0", "bond", { kind: "static", addresses, nameservers, domains: [], routes });
+  for (const [k, val] of Object.entries({ Mode: "802.3ad", LACPTransmitRate: "fast", MIIMonitorSec: ".2", UpDelaySec: ".2", DownDelaySec: ".2" })) bond.bondOptions.set(k, val);
+  const mac = net.interfaces[0]!.mac.toLowerCase();
+  if (/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) bond.bondMac = mac;
+  const nics = net.interfaces.map((n, index) => {
+    bond.slaves.push(n.name);
+    return { ...newIface(n.name, "physical", { kind: "static", addresses: [], nameservers, domains: [], routes: [] }), children: [bond], depth: index };
+  });
+  return units([...nics, bond]);
 }
 
 /** ProcessVMwareNetconf: interface.N.{name,mac,dhcp,ip.M.address,route.R.gateway|destination}, dns.server.N, dns.domain.N. */

@@ -12,7 +12,7 @@ import { ConfigError, readConfig, type Unit } from "./config.ts";
 import { selectDatasource, type Datasource } from "./datasource.ts";
 import { substitute, substitutions, type Metadata } from "./environment.ts";
 import { inRoot } from "./files.ts";
-import { debianNetworkUnits, vmwareNetworkUnits } from "./netconf.ts";
+import { debianNetworkUnits, packetNetworkUnits, vmwareNetworkUnits } from "./netconf.ts";
 import { classify, formatEntry, validate, type Entry } from "./validate.ts";
 
 export interface RunOptions {
@@ -26,7 +26,7 @@ export interface RunOptions {
   /** Nothing runs in the root (an image being built): script user-data is saved, not run. */
   offline: boolean;
   /** --convert-netconf: the metadata's network configuration becomes networkd units. */
-  convertNetconf: "" | "debian" | "vmware";
+  convertNetconf: "" | "debian" | "vmware" | "packet";
   workspace: string;
   sshKeyName: string;
   manager: () => UnitManager;
@@ -109,7 +109,7 @@ export async function runCloudinit(o: RunOptions): Promise<number> {
     const net = metadata.network;
     try {
       if (net?.format !== o.convertNetconf) log.warn(`The datasource "${ds.type}" has no ${o.convertNetconf} network config to convert`);
-      else networkUnits = net.format === "debian" ? debianNetworkUnits(net.text) : vmwareNetworkUnits(net.values);
+      else networkUnits = net.format === "debian" ? debianNetworkUnits(net.text) : net.format === "vmware" ? vmwareNetworkUnits(net.values) : packetNetworkUnits(net.data);
       log.info(`Converted the network config into ${networkUnits.length} networkd units`);
     } catch (e) {
       log.error(`Failed to setup network units: ${(e as Error).message}`);

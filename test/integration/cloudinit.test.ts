@@ -409,10 +409,15 @@ describe("datasources", () => {
             ssh_keys: ["ssh-rsa AAAApacket p"],
             network: {
               addresses: [
-                { address: "147.75.0.2", address_family: 4, public: true },
-                { address: "10.80.0.2", address_family: 4, public: false },
-                { address: "2604:1380::2", address_family: 6, public: true },
+                { address: "147.75.0.2", address_family: 4, public: true, cidr: 31, gateway: "147.75.0.1", netmask: "255.255.255.254" },
+                { address: "10.80.0.2", address_family: 4, public: false, cidr: 31, gateway: "10.80.0.1" },
+                { address: "2604:1380::2", address_family: 6, public: true, cidr: 127, gateway: "2604:1380::1" },
               ],
+              interfaces: [
+                { name: "enp1s0f0", mac: "0C:C4:7A:00:00:01" },
+                { name: "enp1s0f1", mac: "0c:c4:7a:00:00:02" },
+              ],
+              bonding: { mode: 4 },
             },
           });
         }
@@ -476,8 +481,20 @@ describe("datasources", () => {
 
   test("packet: userdata and metadata (keys, addresses by family and scope)", async () => {
     const root = newRoot("packet");
-    const r = await cloudinit(["--from-packet-metadata", `${base}/packet/`, "--root", root]);
+    const r = await cloudinit(["--from-packet-metadata", `${base}/packet/`, "--convert-netconf", "packet", "--root", root]);
     expect(r.code).toBe(0);
+    expect(readdirSync(join(root, "run/systemd/network")).sort()).toEqual(["00-bond0.netdev", "00-bond0.network", "00-enp1s0f0.network", "01-enp1s0f1.network"]);
+    expect(read(root, "run/systemd/network/00-bond0.netdev")).toBe(
+      "[NetDev]\nKind=bond\nName=bond0\nMACAddress=0c:c4:7a:00:00:01\n\n[Bond]\nDownDelaySec=.2\nLACPTransmitRate=fast\nMIIMonitorSec=.2\nMode=802.3ad\nUpDelaySec=.2\n",
+    );
+    expect(read(root, "run/systemd/network/00-bond0.network")).toBe(
+      [
+        "[Match]\nName=bond0\n\n[Network]\nDNS=8.8.8.8\nDNS=8.8.4.4\n",
+        "[Address]\nAddress=147.75.0.2/31\n\n[Address]\nAddress=10.80.0.2/31\n\n[Address]\nAddress=2604:1380::2/127\n",
+        "[Route]\nDestination=0.0.0.0/0\nGateway=147.75.0.1\n\n[Route]\nDestination=10.0.0.0/8\nGateway=10.80.0.1\n\n[Route]\nDestination=::/0\nGateway=2604:1380::1\n",
+      ].join("\n"),
+    );
+    expect(read(root, "run/systemd/network/01-enp1s0f1.network")).toBe("[Match]\nName=enp1s0f1\n\n[Network]\nBond=bond0\nDNS=8.8.8.8\nDNS=8.8.4.4\n");
     expect(read(root, "etc/where")).toBe("10.80.0.2 147.75.0.2");
     expect(core(root)).toBe("ssh-rsa AAAApacket p\n");
     expect(read(root, "etc/environment")).toContain("COREOS_PUBLIC_IPV6=2604:1380::2\n");
@@ -524,9 +541,9 @@ describe("datasources", () => {
       "[Match]\nName=eth0\n\n[Network]\n\n[Address]\nAddress=10.1.2.3/24\n\n[Route]\nDestination=0.0.0.0/0\nGateway=10.1.2.1\n",
     );
     expect(r.stderr).toContain("restart systemd-networkd.service: skipped");
-    const bad = await cloudinit(["--from-configdrive", drive, "--convert-netconf", "packet", "--root", root]);
+    const bad = await cloudinit(["--from-configdrive", drive, "--convert-netconf", "redhat", "--root", root]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe("coreos-cloudinit: --convert-netconf packet is not supported by this build\n");
+    expect(bad.stderr).toBe("Invalid option to -convert-netconf: 'redhat'. Supported options: 'debian, packet, vmware'\n");
   });
 
   test("vmware: an OVF environment's guestinfo properties, base64 user-data, addresses by role", async () => {
