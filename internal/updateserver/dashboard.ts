@@ -152,6 +152,9 @@ ${c.req.query("failed") ? html`<p class="paused">That token is not valid.</p>` :
   });
   d.use("*", async (c, next) => {
     if (!authed(c)) return c.redirect("/dashboard/login", 303);
+    // Besides SameSite=Strict: a form posted from another origin changes nothing.
+    const origin = c.req.header("origin");
+    if (c.req.method === "POST" && origin && origin !== new URL(c.req.url).origin) return c.text("cross-origin form refused\n", 403);
     await next();
   });
 

@@ -19,10 +19,17 @@ describe("tokens", () => {
     expect((await h.api("GET", "/api/apps")).status).toBe(200);
     expect((await h.fetch("/health")).status).toBe(200);
     expect((await h.omaha(check({ id: "m" }))).status).toBe(200);
-    // The dashboard wants a signed-in cookie.
+    // The dashboard wants a signed-in cookie, and its forms their own origin.
     const d = await h.fetch("/dashboard/", { redirect: "manual" });
     expect(d.status).toBe(303);
     expect(d.headers.get("location")).toBe("/dashboard/login");
+    await setupStable(h);
+    const cookie = `cu_token=${h.token}`;
+    const post = (origin: string) => h.fetch("/dashboard/apps/CoreOS/groups/stable/pause", { method: "POST", redirect: "manual", headers: { Cookie: cookie, Origin: origin } });
+    expect((await post("https://evil.example")).status).toBe(403);
+    expect((await h.api<{ policy: { updatesEnabled: boolean } }>("GET", "/api/apps/CoreOS/groups/stable")).body.policy.updatesEnabled).toBe(true);
+    expect((await post("http://updates.test")).status).toBe(303);
+    expect((await h.api<{ policy: { updatesEnabled: boolean } }>("GET", "/api/apps/CoreOS/groups/stable")).body.policy.updatesEnabled).toBe(false);
   });
 
   test("stored hashed; new tokens work, revoked ones stop working; a restart keeps them", async () => {
