@@ -70,7 +70,7 @@ function policyFrom(p: v.InferOutput<typeof PolicyIn> | undefined): Partial<Poli
 const GroupIn = v.strictObject({
   name,
   description: v.optional(v.pipe(v.string(), v.maxLength(1000))),
-  track: v.optional(v.pipe(v.string(), v.trim(), v.maxLength(100))),
+  track: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(100))),
   channel: v.optional(v.nullable(v.string())),
   policy: v.optional(PolicyIn),
 });
