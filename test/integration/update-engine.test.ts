@@ -194,6 +194,35 @@ describe("update_engine end to end", () => {
     await d.stop();
   }, 30000);
 
+  test("locksmithd reboots when our update_engine has applied an update", async () => {
+    const r = join(dir, "root-locksmith");
+    const dk = join(dir, "disk-locksmith.img");
+    makeRoot(r, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
+    makeDisk(dk);
+    const d = await daemon(r, dk, "3");
+    const rebooted = join(dir, "rebooted");
+    const ls = Bun.spawn(
+      [...COREOS, "locksmith", "daemon", "--update-socket", d.socket, "--state-file", join(dir, "coordinator.conf"), "--machine-id", "m1", "--reboot-command", `touch ${rebooted}`, "--wall=false", "--login-delay", "0s"],
+      { env: { ...process.env, ...NO_BUS, REBOOT_STRATEGY: "reboot" }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    );
+    let lsLog = "";
+    void (async () => {
+      for await (const c of ls.stderr) lsLog += new TextDecoder().decode(c);
+    })();
+    try {
+      // It follows the engine's statuses and does nothing while there is no update.
+      await until("locksmithd reading the engine", () => lsLog.includes('CurrentOperation="UPDATE_STATUS_IDLE"'));
+      expect(existsSync(rebooted)).toBe(false);
+      server.reply = { kind: "update", version: "2.0.0", payload };
+      expect((await client(["-update"], d.socket)).code).toBe(0);
+      await until("locksmithd's reboot", () => existsSync(rebooted));
+    } finally {
+      ls.kill("SIGTERM");
+      await ls.exited;
+      await d.stop();
+    }
+  }, 30000);
+
   test("-watch_for_updates prints each status change", async () => {
     const r = join(dir, "root-watch");
     const dk = join(dir, "disk-watch.img");
