@@ -285,31 +285,36 @@ export class Supervisor implements ControlHandler {
     const job = jobFor();
     return async () => {
       if (job === null) return "done";
-      if (job === "start" || job === "restart") {
-        const failed = await this.startDependencies(rt, new Set([rt.name]));
-        if (failed) {
-          this.note(rt, `Dependency failed for ${m.def.description} (${failed}).`);
-          return "dependency";
-        }
-        // Conditions are looked at when an inactive unit would start (a running one restarting
-        // keeps its verdict), after its dependencies were started, as in systemd's transaction.
-        if ((m.active === "inactive" || m.active === "failed") && rt.loaded.load === "loaded") {
-          const unit = rt.loaded.unit;
-          const cond = checkConditions(unit, "Condition", this.probe);
-          const asserted = checkConditions(unit, "Assert", this.probe);
-          for (const u of [...cond.unsupported, ...asserted.unsupported]) log.warn(`${rt.name}: ${u}: not evaluated by the supervisor, taken as met`);
-          if (!asserted.ok) {
-            this.note(rt, `Assertion failed for ${m.def.description} (${asserted.failed}).`);
-            return "failed";
-          }
-          if (!cond.ok) {
-            this.note(rt, `${m.def.description} was skipped because of an unmet condition check (${cond.failed}).`);
-            return "done";
-          }
-        }
-      }
+      if (job === "start" || job === "restart") return this.startWith(rt, job, new Set([rt.name]));
       return this.job(rt, job);
     };
+  }
+
+  /** A start (or restart) as systemd's transaction runs it: dependencies, then conditions, then the job. */
+  private async startWith(rt: UnitRuntime, job: "start" | "restart", seen: Set<string>): Promise<JobResult> {
+    const m = rt.machine!;
+    const failed = await this.startDependencies(rt, seen);
+    if (failed) {
+      this.note(rt, `Dependency failed for ${m.def.description} (${failed}).`);
+      return "dependency";
+    }
+    // Conditions are looked at when an inactive unit would start (a running one restarting keeps
+    // its verdict).
+    if ((m.active === "inactive" || m.active === "failed") && rt.loaded.load === "loaded") {
+      const unit = rt.loaded.unit;
+      const cond = checkConditions(unit, "Condition", this.probe);
+      const asserted = checkConditions(unit, "Assert", this.probe);
+      for (const u of [...cond.unsupported, ...asserted.unsupported]) log.warn(`${rt.name}: ${u}: not evaluated by the supervisor, taken as met`);
+      if (!asserted.ok) {
+        this.note(rt, `Assertion failed for ${m.def.description} (${asserted.failed}).`);
+        return "failed";
+      }
+      if (!cond.ok) {
+        this.note(rt, `${m.def.description} was skipped because of an unmet condition check (${cond.failed}).`);
+        return "done";
+      }
+    }
+    return this.job(rt, job);
   }
 
   /**
@@ -331,17 +336,12 @@ export class Supervisor implements ControlHandler {
     for (const [name, hard] of deps) {
       if (seen.has(name) || name.endsWith(".target")) continue;
       seen.add(name);
-      let dep: UnitRuntime;
-      try {
-        if (!name.endsWith(".service")) throw new ControlError("unsupported", `${name}: not a service`);
-        dep = this.runtime(name);
-        this.machineFor(dep);
-      } catch {
+      const dep = name.endsWith(".service") ? this.runnable(name) : null;
+      if (!dep) {
         if (hard) return name;
         continue;
       }
-      const started = this.startDependencies(dep, seen).then((f) => (f ? ("dependency" as const) : this.job(dep, "start")));
-      const verdict = started.then((r) => (r === "done" || !hard ? null : name));
+      const verdict = this.startWith(dep, "start", seen).then((r) => (r === "done" || !hard ? null : name));
       if (after.has(name)) ordered.push(verdict);
     }
     for (const v of await Promise.all(ordered)) if (v) return v;
@@ -449,6 +449,17 @@ export class Supervisor implements ControlHandler {
     }
     if (rt.machine) rt.machine.def = def;
     else rt.machine = new ServiceMachine(def);
+  }
+
+  /** A unit that can be started, or null (unknown, masked, broken). */
+  private runnable(name: string): UnitRuntime | null {
+    try {
+      const rt = this.runtime(name);
+      this.machineFor(rt);
+      return rt;
+    } catch {
+      return null;
+    }
   }
 
   /** The unit's machine, or the reason it has none, as systemctl words it. */

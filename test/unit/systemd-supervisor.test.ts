@@ -303,6 +303,13 @@ describe("supervisor", () => {
     expect(await s.run("start", "needs-broken")).toBe("dependency");
     expect(state(s, "broken-dep")).toBe("failed failed");
     expect(state(s, "needs-broken")).toBe("inactive dead");
+    // A requirement skipped by its condition is no failure, and its condition is honoured.
+    unit("skipped-dep.service", `[Unit]\nConditionPathExists=${work}/never\n[Service]\nExecStart=/bin/sleep 60\n`);
+    unit("uses-skipped.service", "[Unit]\nRequires=skipped-dep.service\nAfter=skipped-dep.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n");
+    expect(await s.run("start", "uses-skipped")).toBe("done");
+    expect(state(s, "uses-skipped")).toBe("active exited");
+    expect(state(s, "skipped-dep")).toBe("inactive dead");
+    expect(lines(s, "skipped-dep")[0]).toContain("was skipped because of an unmet condition check");
   });
 
   test("Condition*= skips the start (job done, unit stays inactive); Assert*= fails it", async () => {
