@@ -4,7 +4,7 @@
 import type { Statement } from "bun:sqlite";
 import { ActivityClass, Severity, Status, type Arch, type Group, type Package } from "./model.ts";
 import { decide, REFUSAL_STATUS, type RolloutStats } from "./policy.ts";
-import { normalizeAppId, type Store } from "./store.ts";
+import { DEFAULT_APP_ID, normalizeAppId, type Store } from "./store.ts";
 import { compareVersions } from "./version.ts";
 
 export interface OmahaEvent {
@@ -244,8 +244,12 @@ export class Rollout {
     }
     if (ev.type === 13 && ev.result === 1) this.setStatus(req, appId, group, s, Status.Downloading, true, target, null, now);
     else if (ev.type === 14 && ev.result === 1) this.setStatus(req, appId, group, s, Status.Downloaded, true, target, null, now);
-    else if ((ev.type === 3 || ev.type === 800) && ev.result === 1) this.setStatus(req, appId, group, s, Status.Installed, true, target, null, now);
-    else if (ev.type === 3 && ev.result === 2 && ev.previousVersion && ev.previousVersion !== "0.0.0.0") {
+    else if (ev.type === 800 && ev.result === 1) this.setStatus(req, appId, group, s, Status.Installed, true, target, null, now);
+    else if (ev.type === 3 && ev.result === 1 && appId === DEFAULT_APP_ID) {
+      // The OS is installed but runs the old version until the reboot's 3/2 (§1.4).
+      this.setStatus(req, appId, group, s, Status.Installed, true, target, null, now);
+    } else if ((ev.type === 3 && ev.result === 1) || (ev.type === 3 && ev.result === 2 && ev.previousVersion && ev.previousVersion !== "0.0.0.0")) {
+      // Other apps need no reboot: their 3/1 completes the update, as in Nebraska.
       this.setStatus(req, appId, group, s, Status.Complete, false, target, null, now);
       this.maybeFinished(group, appId, target);
     }

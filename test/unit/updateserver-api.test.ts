@@ -115,9 +115,14 @@ describe("validation and CRUD", () => {
     const upd = await h.api<{ policy: Record<string, unknown>; name: string }>("PUT", "/api/apps/Custom/groups/prod", { name: "production", policy: { officeHours: false } });
     expect(upd.body.name).toBe("production");
     expect(upd.body.policy).toMatchObject({ officeHours: false, safeMode: true, maxUpdatesPerPeriod: 7 });
-    const r = await h.omaha(check({ id: "x1", appid: "{11111111-2222-3333-4444-555555555555}", track: "production", version: "1.0.0", board: "arm64-usr" }));
+    const x1 = { id: "x1", appid: "{11111111-2222-3333-4444-555555555555}", track: "production", version: "1.0.0", board: "arm64-usr" };
+    const r = await h.omaha(check(x1));
     expect(r.text).toContain('<manifest version="2.0.0">');
     expect(r.text).toContain('<package name="app.raw"');
+    // An app other than the OS needs no reboot: 3/1 completes its update.
+    await h.omaha(event(x1, { type: 3, result: 1 }));
+    const i = await h.api<{ statusName: string; updateInProgress: boolean }>("GET", "/api/apps/Custom/instances/x1");
+    expect(i.body).toMatchObject({ statusName: "Complete", updateInProgress: false });
   });
 });
 
