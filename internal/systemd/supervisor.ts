@@ -260,7 +260,8 @@ export class Supervisor implements ControlHandler {
   /** Checks a request against the unit and returns the job to run. */
   private plan(command: UnitCommand, unit: string): () => Promise<JobResult> {
     const rt = this.runtime(normalizeName(unit));
-    const m = this.machineFor(rt);
+    // What runs can always be stopped, even when its file is since gone, masked or broken.
+    const m = command === "stop" && rt.machine ? rt.machine : this.machineFor(rt);
     const active = m.active === "active" || m.active === "reloading" || m.active === "activating";
     const canReload = m.def.exec.ExecReload.length > 0;
     const jobFor = (): JobType | null => {

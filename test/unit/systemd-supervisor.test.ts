@@ -272,6 +272,20 @@ describe("supervisor", () => {
     expect(s.status("nope")).toMatchObject({ load: "not-found", active: "inactive", sub: "dead" });
   });
 
+  test("a running unit masked meanwhile can still be stopped, not started", async () => {
+    unit("tobemasked.service", "[Service]\nExecStart=/bin/sleep 60\n");
+    const s = supervisor();
+    await s.run("start", "tobemasked");
+    const { rmSync, symlinkSync } = await import("node:fs");
+    rmSync(join(root, "etc/systemd/system/tobemasked.service"));
+    symlinkSync("/dev/null", join(root, "etc/systemd/system/tobemasked.service"));
+    s.daemonReload();
+    expect(s.status("tobemasked")).toMatchObject({ load: "masked", active: "active" });
+    expect(await s.run("stop", "tobemasked")).toBe("done");
+    expect(state(s, "tobemasked")).toBe("inactive dead");
+    await expect(s.run("start", "tobemasked")).rejects.toThrow("Unit tobemasked.service is masked.");
+  });
+
   test("daemon-reload applies changed files; list shows every service", async () => {
     unit("changing.service", "[Service]\nType=oneshot\nExecStart=/bin/echo version one\n");
     const s = supervisor();
