@@ -26,7 +26,8 @@ const FLAGS = {
   "from-digitalocean-metadata": s("", "Download DigitalOcean data from the provided url"),
   "from-packet-metadata": s("", "Download Packet data from metadata service"),
   "from-waagent": s("", "Read data from provided waagent directory"),
-  "from-cloudsigma-metadata": b("Download data from CloudSigma server context (not supported by this build)"),
+  "from-cloudsigma-metadata": b("Download data from CloudSigma server context"),
+  "cloudsigma-serial": s("/dev/ttyS1", "The serial port of CloudSigma's server context (naming it skips the DMI check)"),
   "from-vmware-guestinfo": b("Read data from VMware guestinfo (through open-vm-tools' vmware-rpctool)"),
   "from-vmware-ovf-env": s("", "Read data from OVF Environment"),
   "from-proc-cmdline": b("Parse /proc/cmdline for 'cloud-config-url=<url>', using the cloud-config served by an HTTP GET to <url>"),
@@ -132,10 +133,6 @@ export async function runCloudinit(args: string[]): Promise<number> {
     process.stderr.write(`Invalid option to -convert-netconf: '${v["convert-netconf"]}'. Supported options: 'debian, packet, vmware'\n`);
     return 2;
   }
-  if (v["from-cloudsigma-metadata"]) {
-    process.stderr.write("coreos-cloudinit: --from-cloudsigma-metadata is not supported by this build\n");
-    return 2;
-  }
   const budgetMs = parseGoDuration(v["datasource-timeout"]);
   if (typeof budgetMs === "string" || budgetMs <= 0) {
     process.stderr.write(`coreos-cloudinit: invalid value "${v["datasource-timeout"]}" for flag -datasource-timeout: parse error\n`);
@@ -158,6 +155,7 @@ export async function runCloudinit(args: string[]): Promise<number> {
   if (v["from-packet-metadata"]) sources.push(ds.packetSource(v["from-packet-metadata"]));
   if (v["from-proc-cmdline"]) sources.push(ds.procCmdlineSource(v["proc-cmdline"]));
   if (v["from-vmware-guestinfo"]) sources.push(ds.guestinfoSource());
+  if (v["from-cloudsigma-metadata"]) sources.push(ds.cloudSigmaSource(v["cloudsigma-serial"], p.given.has("cloudsigma-serial")));
   if (v["from-vmware-ovf-env"]) sources.push(ds.ovfEnvSource(v["from-vmware-ovf-env"]));
   if (sources.length === 0) {
     process.stderr.write(`${PROVIDE}\n\n${HELP}`);

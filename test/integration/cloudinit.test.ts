@@ -230,7 +230,7 @@ describe("bad input: one clear line, the right exit code, nothing written", () =
     for (const [args, line] of [
       [["--from-nowhere", "x"], "coreos-cloudinit: flag provided but not defined: -from-nowhere"],
       [["-oem", "nope"], 'Invalid option to -oem: "nope". Supported options:'],
-      [["--from-cloudsigma-metadata"], "coreos-cloudinit: --from-cloudsigma-metadata is not supported by this build"],
+      [["--from-file", "x", "--datasource-timeout", "soon"], 'coreos-cloudinit: invalid value "soon" for flag -datasource-timeout: parse error'],
       [["--from-file"], "coreos-cloudinit: flag needs an argument: -from-file"],
     ] as [string[], string][]) {
       const r = await cloudinit(args);
@@ -598,6 +598,34 @@ describe("datasources", () => {
     const none = await cloudinit(["--from-vmware-guestinfo", "--root", root]);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("No datasources available in time");
+  });
+
+  test("cloudsigma: the server context over a serial line (here a pseudo-terminal), base64 user-data", async () => {
+    const root = newRoot("cloudsigma");
+    const context = {
+      name: "sigma-node",
+      uuid: "6cc0ff5e-0000-4000-8000-000000000001",
+      meta: { ssh_public_key: "ssh-rsa AAAAsigma me@sigma", "cloudinit-user-data": Buffer.from(CC).toString("base64"), base64_fields: "cloudinit-user-data" },
+      nics: [{ mac: "22:aa:bb:cc:dd:ee", ip_v4_conf: { interface_type: "static", ip: { uuid: "185.12.5.6" } }, vlan: null }],
+    };
+    const server = Bun.spawn(["python3", join(import.meta.dir, "../fixtures/cloudinit/server_context.py"), JSON.stringify(context)], { stdout: "pipe", stderr: "inherit" });
+    try {
+      const reader = server.stdout.getReader();
+      let device = "";
+      while (!device.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        device += new TextDecoder().decode(value);
+      }
+      const r = await cloudinit(["--from-cloudsigma-metadata", "--cloudsigma-serial", device.trim(), "--root", root]);
+      expect(r.code).toBe(0);
+      expect(read(root, "etc/where")).toBe(" 185.12.5.6");
+      expect(read(root, "etc/hostname")).toBe("from-userdata\n");
+      expect(core(root)).toBe("ssh-rsa AAAAsigma me@sigma\n");
+    } finally {
+      server.kill("SIGTERM");
+      await server.exited;
+    }
   });
 
   test("configdrive: openstack/latest user_data and meta_data.json", async () => {
