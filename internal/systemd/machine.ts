@@ -175,6 +175,10 @@ export class ServiceMachine {
         this.startAfterStop = true;
         return this.requestStop();
       case "stop":
+        if (this.job?.type === "stop") {
+          this.job.ids.push(id);
+          return;
+        }
         this.cancelJob();
         this.job = { type: "stop", ids: [id] };
         return this.requestStop();

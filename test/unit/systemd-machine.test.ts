@@ -261,6 +261,21 @@ describe("simple service", () => {
     expect(r.m.restarts).toBe(0);
   });
 
+  test("a second stop joins the first; a start during a stop cancels it and starts afterwards", () => {
+    const r = rig("ExecStart=/bin/d");
+    r.job("start");
+    const main = r.last();
+    const a = r.job("stop");
+    const b = r.job("stop");
+    expect(r.done.size).toBe(1);
+    const c = r.job("start");
+    expect(r.done.get(a)).toBe("canceled");
+    expect(r.done.get(b)).toBe("canceled");
+    r.exit(main, term);
+    expect(r.state()).toBe("active running");
+    expect(r.done.get(c)).toBe("done");
+  });
+
   test("start on a running unit is done at once; stop on a dead one too", () => {
     const r = rig("ExecStart=/bin/d");
     const stop = r.job("stop");
