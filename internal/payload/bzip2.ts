@@ -64,10 +64,7 @@ export function bzip2Library(f: typeof ffi): Bzip2Library {
 let lib: Bzip2Library | undefined;
 const load = () => (lib ??= bzip2Library(ffi));
 
+/** bzip2 on the calling thread (the generator's; applying decompresses on the workers). */
 export function bzip2(input: Uint8Array): Uint8Array {
   return load().compress(input);
-}
-
-export function bunzip2(input: Uint8Array, maxOut: number): Uint8Array {
-  return load().decompress(input, maxOut, new Uint8Array(Math.max(maxOut, 1)));
 }

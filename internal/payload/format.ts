@@ -5,7 +5,7 @@ import { constants, createPrivateKey, createPublicKey, privateEncrypt, publicDec
 import { PayloadError } from "./errors.ts";
 
 export const MAGIC = new Uint8Array([0x43, 0x72, 0x41, 0x55]); // "CrAU"
-export const FORMAT_VERSION = 1n;
+const FORMAT_VERSION = 1n;
 export const HEADER_SIZE = 20;
 export const DEFAULT_BLOCK_SIZE = 4096;
 /** Operations of a full payload cover 1 MiB each (256 blocks), as delta_generator cuts them. */
@@ -13,7 +13,7 @@ export const CHUNK_SIZE = 1 << 20;
 /** The only signature version clients look for. */
 export const SIGNATURE_VERSION = 2;
 /** A sane bound so a corrupt header cannot make us buffer gigabytes of "manifest". */
-export const MAX_MANIFEST_SIZE = 64 << 20;
+const MAX_MANIFEST_SIZE = 64 << 20;
 
 export function encodeHeader(manifestSize: number): Uint8Array {
   const h = new Uint8Array(HEADER_SIZE);

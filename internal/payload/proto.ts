@@ -4,7 +4,7 @@
 // one subtle value, the sparse-hole extent start 2^64-1, needs exact uint64 handling anyway.
 
 export const HOLE = "hole" as const;
-export const UINT64_MAX = 0xffff_ffff_ffff_ffffn;
+const UINT64_MAX = 0xffff_ffff_ffff_ffffn;
 
 export interface Extent {
   /** First block, or HOLE (start_block = 2^64-1) for a sparse extent that is never written. */
@@ -150,12 +150,12 @@ export const encodeOperation = message<InstallOperation>((w, op) => {
   w.bytes(8, op.dataSha256Hash);
 });
 
-export const encodeInstallInfo = message<InstallInfo>((w, i) => {
+const encodeInstallInfo = message<InstallInfo>((w, i) => {
   w.uint(1, i.size);
   w.bytes(2, i.hash);
 });
 
-export const encodeProcedure = message<InstallProcedure>((w, p) => {
+const encodeProcedure = message<InstallProcedure>((w, p) => {
   w.uint(1, p.type);
   for (const op of p.operations) w.bytes(2, encodeOperation(op));
   if (p.oldInfo) w.bytes(3, encodeInstallInfo(p.oldInfo));
@@ -308,7 +308,7 @@ export function decodeOperation(buf: Uint8Array): InstallOperation {
   return { type: t as OpType, ...op };
 }
 
-export function decodeInstallInfo(buf: Uint8Array): InstallInfo {
+function decodeInstallInfo(buf: Uint8Array): InstallInfo {
   const r = new Reader(buf, "InstallInfo");
   const i: InstallInfo = {};
   r.each((n, w) => {
@@ -320,7 +320,7 @@ export function decodeInstallInfo(buf: Uint8Array): InstallInfo {
   return i;
 }
 
-export function decodeProcedure(buf: Uint8Array): InstallProcedure {
+function decodeProcedure(buf: Uint8Array): InstallProcedure {
   const r = new Reader(buf, "InstallProcedure");
   const p: InstallProcedure = { operations: [] };
   r.each((n, w) => {
