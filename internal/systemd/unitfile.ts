@@ -119,7 +119,8 @@ export function serializeUnit(unit: UnitFile): string {
   return unit.sections
     .map((s) => {
       for (const e of s.entries) {
-        if (/[\n\r]/.test(e.value) || e.value.endsWith("\\")) {
+        // Line breaks, a trailing backslash and surrounding white space cannot come back from a parse.
+        if (/[\n\r]/.test(e.value) || e.value.endsWith("\\") || e.value.trim() !== e.value) {
           throw new UnitFileError(`[${s.name}] ${e.key}: value cannot be written in a unit file: ${JSON.stringify(e.value)}`);
         }
       }

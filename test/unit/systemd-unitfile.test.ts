@@ -20,6 +20,7 @@ import {
   UnitFileError,
 } from "../../internal/systemd/unitfile.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
+import { Prng } from "../sim/prng.ts";
 
 const kv = (text: string) => parseUnit(text).unit.sections.map((s) => [s.name, s.entries.map((e) => [e.key, e.value])]);
 
@@ -75,6 +76,35 @@ describe("serializeUnit round trip", () => {
     });
   }
 
+  test("seeded random units: parse never throws, parse(serialize(u)) == u", () => {
+    const rnd = new Prng(20261122);
+    const pick = <T>(xs: T[]): T => xs[rnd.int(xs.length)]!;
+    const chars = ["a", "Z", "0", " ", "=", "#", ";", "\"", "'", "%", "$", "\\", "[", "]", "é", "\t", "/", "-"];
+    const text = (n: number) => Array.from({ length: n }, () => pick(chars)).join("");
+    for (let round = 0; round < 300; round++) {
+      // Any text at all: systemd's parser reports, it does not fail.
+      const junk = Array.from({ length: rnd.int(8) }, () => text(rnd.int(20)) + pick(["", "\\"])).join(pick(["\n", "\r\n"]));
+      expect(() => parseUnit(junk)).not.toThrow();
+      // A unit built from parts systemd can hold survives the round trip.
+      const sections = Array.from({ length: 1 + rnd.int(4) }, (_, i) => ({
+        name: pick(["Unit", "Service", "Install", "X-Custom", `S${i}`]),
+        entries: Array.from({ length: rnd.int(6) }, () => ({
+          key: pick(["ExecStart", "Environment", "Description", "After", "X-Key"]),
+          value: text(rnd.int(16)).replace(/[\s\\]+$/, "").trim(),
+          line: 0,
+        })),
+      }));
+      const once = parseUnit(serializeUnit({ sections })).unit;
+      const twice = parseUnit(serializeUnit(once)).unit;
+      const strip = (u: typeof once) => u.sections.map((x) => [x.name, x.entries.map((e) => [e.key, e.value])]);
+      expect(strip(twice)).toEqual(strip(once));
+      // Same sections merged in order, every value kept as written.
+      const merged = new Map<string, [string, string][]>();
+      for (const x of sections) merged.set(x.name, [...(merged.get(x.name) ?? []), ...x.entries.map((e): [string, string] => [e.key, e.value])]);
+      expect(strip(once)).toEqual([...merged.entries()]);
+    }
+  });
+
   test("the canonical form", () => {
     expect(serializeUnit(parseUnit("[A]\nx = 1\n[B]\ny=2").unit)).toBe("[A]\nx=1\n\n[B]\ny=2\n");
   });
@@ -82,6 +112,7 @@ describe("serializeUnit round trip", () => {
   test("a value that cannot be written is refused, not corrupted", () => {
     expect(() => serializeUnit({ sections: [{ name: "S", entries: [{ key: "A", value: "x\ny", line: 0 }] }] })).toThrow(UnitFileError);
     expect(() => serializeUnit({ sections: [{ name: "S", entries: [{ key: "A", value: "x\\", line: 0 }] }] })).toThrow(UnitFileError);
+    expect(() => serializeUnit({ sections: [{ name: "S", entries: [{ key: "A", value: " padded", line: 0 }] }] })).toThrow(UnitFileError);
   });
 });
 
