@@ -49,6 +49,19 @@ function decodeSha256(b64: string): Uint8Array {
 
 class Interrupted extends Error {}
 
+/** Waits `ms`, or less when the signal aborts (the loop then reports the abort). */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResult> {
   const expectedSha256 = o.sha256Base64 !== undefined ? decodeSha256(o.sha256Base64) : undefined;
   const publicKey = o.publicKeyPem !== undefined ? loadPublicKey(o.publicKeyPem) : undefined;
@@ -76,7 +89,7 @@ export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResu
         failures = applier.position > before ? 1 : failures + 1;
         if (failures > retries) throw new PayloadError("transfer", `download failed at byte ${applier.position}: ${e.message}`);
         state.save(applier);
-        await Bun.sleep(delay * failures);
+        await pause(delay * failures, o.signal);
       }
     }
     const result = await applier.finish();
