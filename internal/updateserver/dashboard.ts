@@ -73,21 +73,20 @@ function versionBar(versions: { version: string; count: number }[], target: stri
 }
 
 /** Cumulative grants, completions and failures of the channel's version over time. */
-function rolloutChart(store: Store, g: Group): H {
+function rolloutChart(store: Store, g: Group, h = 160): H {
   const tl = store.rolloutTimeline(g, 40);
   const W = 600;
-  const H = 160;
   const max = Math.max(1, ...tl.points.map((p) => Math.max(p.granted, p.completed, p.failed)));
   const line = (key: "granted" | "completed" | "failed") =>
-    tl.points.map((p, i) => `${((i + 1) / tl.points.length) * W},${(H - (p[key] / max) * (H - 10)).toFixed(1)}`).join(" ");
+    tl.points.map((p, i) => `${((i + 1) / tl.points.length) * W},${(h - (p[key] / max) * (h - 10)).toFixed(1)}`).join(" ");
   const last = tl.points.at(-1) ?? { granted: 0, completed: 0, failed: 0 };
-  return html`<svg class="rollout-chart" width="${W}" height="${H + 20}" role="img" aria-label="rollout progress">
-<rect width="${W}" height="${H}" fill="#fafbfc" stroke="#e4e6eb"/>
-<polyline fill="none" stroke="#2e90fa" stroke-width="2" points="0,${H} ${line("granted")}"/>
-<polyline fill="none" stroke="#12b76a" stroke-width="2" points="0,${H} ${line("completed")}"/>
-<polyline fill="none" stroke="#f04438" stroke-width="2" points="0,${H} ${line("failed")}"/>
-<text x="4" y="${H + 15}" font-size="11" fill="#6b7280">${time(tl.start)}</text>
-<text x="${W - 4}" y="${H + 15}" font-size="11" fill="#6b7280" text-anchor="end">${time(tl.end)}</text>
+  return html`<svg class="rollout-chart" width="${W}" height="${h + 20}" role="img" aria-label="rollout progress">
+<rect width="${W}" height="${h}" fill="#fafbfc" stroke="#e4e6eb"/>
+<polyline fill="none" stroke="#2e90fa" stroke-width="2" points="0,${h} ${line("granted")}"/>
+<polyline fill="none" stroke="#12b76a" stroke-width="2" points="0,${h} ${line("completed")}"/>
+<polyline fill="none" stroke="#f04438" stroke-width="2" points="0,${h} ${line("failed")}"/>
+<text x="4" y="${h + 15}" font-size="11" fill="#6b7280">${time(tl.start)}</text>
+<text x="${W - 4}" y="${h + 15}" font-size="11" fill="#6b7280" text-anchor="end">${time(tl.end)}</text>
 <text x="4" y="12" font-size="11" fill="#6b7280">${max}</text></svg>
 <div><span style="color:#2e90fa">■ granted <b data-testid="chart-granted">${last.granted}</b></span>
 <span style="color:#12b76a;margin-left:12px">■ completed <b data-testid="chart-completed">${last.completed}</b></span>
@@ -108,7 +107,7 @@ function groupSummary(store: Store, a: App, g: Group): H {
 <h2><a href="/dashboard/apps/${a.id}/groups/${g.id}">${g.name}</a> <span class="muted">track “${g.track}” · channel ${ch?.name ?? "none"} → ${s.target ?? "no package"}</span></h2>
 <p>${pauseButton(a, g)} <span class="muted">${policyText(g)}</span></p>
 <p>${s.total} instances, ${s.onTarget} on ${s.target ?? "—"}${g.rolloutInProgress ? " · rollout in progress" : ""}</p>
-${versionBar(s.versions, s.target)}</div>`;
+${versionBar(s.versions, s.target)}${s.target ? rolloutChart(store, g, 120) : ""}</div>`;
 }
 
 function activityTable(items: ReturnType<Store["activities"]>["items"]): H {

@@ -2,6 +2,7 @@
 // apply its events, and answer its update check under the group's rollout policy. Runs inside the
 // caller's transaction; the caller answers the machine only after the commit.
 import type { Statement } from "bun:sqlite";
+import { decodeErrorCode } from "../omaha/index.ts";
 import { ActivityClass, Severity, Status, type Arch, type Group, type Package } from "./model.ts";
 import { decide, REFUSAL_STATUS, type RolloutStats } from "./policy.ts";
 import { DEFAULT_APP_ID, normalizeAppId, type Store } from "./store.ts";
@@ -235,7 +236,7 @@ export class Rollout {
         version: target,
         class: ActivityClass.InstanceUpdateFailed,
         severity: Severity.Error,
-        message: `instance ${req.machineId} failed to update to ${target} (error code ${ev.errorCode ?? 0})`,
+        message: `instance ${req.machineId} failed to update to ${target}: ${decodeErrorCode(ev.errorCode ?? 0).name} (${ev.errorCode ?? 0})`,
       });
       if (group.policy.safeMode && group.policy.updatesEnabled && (this.st.completedCount.get(group.id, target) as { n: number }).n === 0) {
         this.pauseGroup(group, target, `the canary ${req.machineId} failed to update to ${target}: safe mode paused group ${group.name}`);

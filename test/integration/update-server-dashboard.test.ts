@@ -58,6 +58,11 @@ test("group page after a rollout: counts, chart, instance history; pause button 
   await page.fill("input[name=token]", srv.token);
   await page.click("button[type=submit]");
   await page.click('h2 a:text-is("CoreOS")');
+  // The app page: each group with its version breakdown and rollout chart.
+  expect(await page.locator("[data-group=stable] svg.version-breakdown").count()).toBe(1);
+  expect(await page.locator("[data-group=stable] svg.rollout-chart").count()).toBe(1);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, "update-server-app.png"), fullPage: true });
   await page.click("[data-group=stable] h2 a");
   const count = async (id: string) => Number(await page.textContent(`[data-testid=${id}]`));
   expect(await count("count-total")).toBe(stats.total);
@@ -73,7 +78,6 @@ test("group page after a rollout: counts, chart, instance history; pause button 
   expect(await page.locator(`[data-version="${NEW}"] .version-count`).textContent()).toBe("5");
   expect(await page.locator("table.instances tr[data-instance]").count()).toBe(6);
   expect(await page.textContent("[data-testid=policy]")).toContain("max 100 updates per 1m");
-  mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, "update-server-dashboard.png"), fullPage: true });
 
   // The failed machine's page names its error code.
