@@ -139,7 +139,12 @@ export async function runCloudinit(args: string[]): Promise<number> {
     return 2;
   }
 
-  const ds = await import("../internal/cloudinit/datasource.ts");
+  const ds = {
+    ...(await import("../internal/cloudinit/datasource.ts")),
+    ...(await import("../internal/cloudinit/metadata.ts")),
+    ...(await import("../internal/cloudinit/vmware.ts")),
+    ...(await import("../internal/cloudinit/cloudsigma.ts")),
+  };
   const { runCloudinit: run } = await import("../internal/cloudinit/run.ts");
   const { pickManager } = await import("../internal/systemd/pick.ts");
   const { SupervisorClient } = await import("../internal/systemd/client.ts");
