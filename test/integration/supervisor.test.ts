@@ -52,8 +52,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (serve && serve.exitCode === null) {
-    serve.kill("SIGKILL");
+    // SIGTERM first so the supervisor stops its units (they are in their own sessions and would
+    // outlive a SIGKILLed supervisor); SIGKILL if it does not go within 10 s.
+    serve.kill("SIGTERM");
+    const t = setTimeout(() => serve.kill("SIGKILL"), 10_000);
     await serve.exited;
+    clearTimeout(t);
   }
   cleanup(root);
 });
