@@ -3,7 +3,7 @@
 // processes, clocks or timers here: the supervisor executes the effects and feeds back events, and
 // tests step it by hand.
 import type { ActiveState } from "./manager.ts";
-import { type ExecCommand, type ExecKind, type ServiceDef } from "./service.ts";
+import type { ExecCommand, ExecKind, ExitSet, ServiceDef } from "./service.ts";
 import type { JobResult } from "./control.ts";
 
 export type SubState =
@@ -80,12 +80,18 @@ export function describeExit(e: Exit): string {
   return `code=exited, status=${code}/${EXIT_NAMES[code] ?? String(code)}`;
 }
 
-function classify(e: Exit, daemon: boolean): Result {
+function classify(e: Exit, daemon: boolean, success: ExitSet): Result {
   if ("vanished" in e) return "success";
   if ("protocol" in e) return "protocol";
   if ("spawnFailed" in e) return e.spawnFailed === "resources" ? "resources" : "exit-code";
-  if (e.signal !== undefined) return daemon && CLEAN_SIGNALS.has(e.signal) ? "success" : "signal";
-  return e.code === 0 ? "success" : "exit-code";
+  if (e.signal !== undefined) return (daemon && CLEAN_SIGNALS.has(e.signal)) || success.signals.includes(e.signal) ? "success" : "signal";
+  return e.code === 0 || success.codes.includes(e.code) ? "success" : "exit-code";
+}
+
+function inSet(e: Exit | undefined, set: ExitSet): boolean {
+  if (!e) return false;
+  if (e.signal !== undefined) return set.signals.includes(e.signal);
+  return e.code !== undefined && set.codes.includes(e.code);
 }
 
 interface Running {
@@ -433,6 +439,9 @@ export class ServiceMachine {
   private shallRestart(): boolean {
     const r = this.result;
     if (r === "start-limit-hit") return false;
+    const last = this.mainExit?.exit;
+    if (inSet(last, this.def.restartPrevent)) return false;
+    if (inSet(last, this.def.restartForce)) return true;
     switch (this.def.restart) {
       case "no":
         return false;
@@ -475,7 +484,7 @@ export class ServiceMachine {
   private onMainExit(m: Running, exit: Exit): void {
     this.main = null;
     this.mainExit = { pid: this.mainPid, exit };
-    let f = classify(exit, this.def.type !== "oneshot");
+    let f = classify(exit, this.def.type !== "oneshot", this.def.successExit);
     if ("spawnFailed" in exit) this.note(exit.message);
     if ("protocol" in exit) this.note(exit.protocol);
     else if (f !== "success") {
@@ -512,7 +521,7 @@ export class ServiceMachine {
 
   private onControlExit(c: Running, exit: Exit): void {
     this.control = null;
-    let f = classify(exit, false);
+    let f = classify(exit, false, this.def.successExit);
     if ("spawnFailed" in exit) this.note(exit.message);
     if (f !== "success") {
       this.note(`Control process exited, ${describeExit(exit)}`);

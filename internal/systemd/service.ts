@@ -1,9 +1,16 @@
 // A service unit's settings (systemd.service(5), systemd.exec(5), systemd.kill(5)) as the
 // supervisor runs them: read once from a loaded unit, validated, with systemd's defaults.
-import { getList, getValue, nextWord, parseBoolean, parseEnvironmentAssignments, parseTimespan, UnitFileError, type UnitFile } from "./unitfile.ts";
+import { getList, getValue, getWords, nextWord, parseBoolean, parseEnvironmentAssignments, parseTimespan, UnitFileError, type UnitFile } from "./unitfile.ts";
 
 export type ServiceType = "simple" | "exec" | "oneshot" | "forking";
 export type RestartPolicy = "no" | "always" | "on-success" | "on-failure" | "on-abnormal" | "on-abort" | "on-watchdog";
+/** Exit statuses and signals named by SuccessExitStatus=, RestartPreventExitStatus=, RestartForceExitStatus=. */
+export interface ExitSet {
+  codes: number[];
+  /** Names with the SIG prefix. */
+  signals: string[];
+}
+
 export type KillMode = "control-group" | "mixed" | "process" | "none";
 export type ExecKind = "ExecStartPre" | "ExecStart" | "ExecStartPost" | "ExecReload" | "ExecStop" | "ExecStopPost";
 
@@ -37,6 +44,9 @@ export interface ServiceDef {
   startLimitBurst: number;
   killSignal: NodeJS.Signals;
   killMode: KillMode;
+  successExit: ExitSet;
+  restartPrevent: ExitSet;
+  restartForce: ExitSet;
   /** Environment= in order (later wins). */
   environment: [string, string][];
   /** EnvironmentFile=, read at each spawn; `-` makes a missing file fine. */
@@ -138,6 +148,16 @@ function signal(raw: string | undefined): NodeJS.Signals {
   return name as NodeJS.Signals;
 }
 
+function exitSet(unit: UnitFile, key: string): ExitSet {
+  const set: ExitSet = { codes: [], signals: [] };
+  for (const w of getWords(unit, "Service", key)) {
+    if (/^[0-9]+$/.test(w) && Number(w) <= 255) set.codes.push(Number(w));
+    else if (w.replace(/^SIG/, "") in SIGNALS) set.signals.push(`SIG${w.replace(/^SIG/, "")}`);
+    else throw new UnitFileError(`${key}=${w}: not an exit status (0-255) or a signal name`);
+  }
+  return set;
+}
+
 function killMode(raw: string | undefined): KillMode {
   if (raw === undefined) return "control-group";
   if (raw === "control-group" || raw === "mixed" || raw === "process" || raw === "none") return raw;
@@ -205,6 +225,9 @@ export function serviceFromUnit(name: string, unit: UnitFile): ServiceDef {
     startLimitBurst: burstRaw === undefined ? 5 : Number(burstRaw),
     killSignal: signal(getValue(unit, S, "KillSignal")),
     killMode: killMode(getValue(unit, S, "KillMode")),
+    successExit: exitSet(unit, "SuccessExitStatus"),
+    restartPrevent: exitSet(unit, "RestartPreventExitStatus"),
+    restartForce: exitSet(unit, "RestartForceExitStatus"),
     environment: parseEnvironmentAssignments(getList(unit, S, "Environment")),
     environmentFiles: files,
     workingDirectory,

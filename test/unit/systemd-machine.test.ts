@@ -409,6 +409,30 @@ describe("restart policies", () => {
     });
   }
 
+  const exitTable: [string, Exit, string][] = [
+    ["Restart=on-failure\nSuccessExitStatus=3 SIGUSR1", { code: 3 }, "inactive dead"],
+    ["Restart=on-failure\nSuccessExitStatus=3 SIGUSR1", { signal: "SIGUSR1" }, "inactive dead"],
+    ["Restart=on-failure\nSuccessExitStatus=3 SIGUSR1", { code: 4 }, "activating auto-restart"],
+    ["Restart=always\nRestartPreventExitStatus=4", { code: 4 }, "failed failed"],
+    ["Restart=always\nRestartPreventExitStatus=4", { code: 1 }, "activating auto-restart"],
+    ["Restart=no\nRestartForceExitStatus=5 TERM", { code: 5 }, "activating auto-restart"],
+    ["Restart=no\nRestartForceExitStatus=5 TERM", { signal: "SIGTERM" }, "activating auto-restart"],
+    ["Restart=no\nRestartForceExitStatus=5 TERM", { code: 6 }, "failed failed"],
+  ];
+  for (const [settings, exit, want] of exitTable) {
+    test(`${settings.replace("\n", ", ")}; main ${JSON.stringify(exit)} → ${want}`, () => {
+      const r = rig(`ExecStart=/bin/d\n${settings}`);
+      r.job("start");
+      r.exit(r.last(), exit);
+      expect(r.state()).toBe(want);
+    });
+  }
+
+  test("exit status lists are validated", () => {
+    expect(() => serviceFromUnit("x.service", parseUnit("[Service]\nExecStart=/d\nSuccessExitStatus=300\n").unit)).toThrow("not an exit status");
+    expect(() => serviceFromUnit("x.service", parseUnit("[Service]\nExecStart=/d\nSuccessExitStatus=SIGNOPE\n").unit)).toThrow("not an exit status");
+  });
+
   test("a stop request is never followed by an automatic restart", () => {
     const r = rig("ExecStart=/bin/d\nRestart=always");
     r.job("start");
