@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, cleanup, ROOT, tempDir } from "../helpers/procs.ts";
+import { BIN, cleanup, tempDir } from "../helpers/procs.ts";
 
 const MiB = 1 << 20;
 const cmd = process.env.COREOS_CMD?.split(" ") ?? [BIN];
