@@ -228,7 +228,7 @@ print('ok', len(get(mf, 1)))
 
   test("a key that is not RSA-2048 is refused", async () => {
     const small = generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-    expect(buildPayload({ imagePath: join(dir, "usr.img"), privateKeyPem: small, outPath: join(dir, "x.bin") })).rejects.toThrow("RSA-2048");
+    await expect(buildPayload({ imagePath: join(dir, "usr.img"), privateKeyPem: small, outPath: join(dir, "x.bin") })).rejects.toThrow("RSA-2048");
   });
 });
 
