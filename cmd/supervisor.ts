@@ -5,7 +5,7 @@ import { FlagError } from "../internal/flags/flags.ts";
 import { log } from "../internal/log/log.ts";
 import { SupervisorClient } from "../internal/systemd/client.ts";
 import { COMMANDS, ControlError, ControlServer, NotRunningError, supervisorSocket } from "../internal/systemd/control.ts";
-import { formatJournalLine, formatList, formatStatus } from "../internal/systemd/format.ts";
+import { formatJournalLine, formatList, formatShow, formatStatus } from "../internal/systemd/format.ts";
 import type { UnitCommand } from "../internal/systemd/manager.ts";
 import { disableUnitFiles, enableUnitFiles, SYSTEM_UNIT_DIRS, systemDirs } from "../internal/systemd/paths.ts";
 import { normalizeName, Supervisor } from "../internal/systemd/supervisor.ts";
@@ -22,6 +22,9 @@ Commands:
                       run a job and wait for it (exit 1 when it fails, 5 when the unit is unknown)
   status [UNIT...]    state and newest output (exit 3 when a unit is not active, 4 when unknown)
   is-active UNIT...   print each unit's active state (exit 3 unless all are active)
+  show [-p PROP,...] [--value] UNIT...
+                      systemctl show's properties (Id, LoadState, ActiveState, SubState, Result,
+                      MainPID, NRestarts, FragmentPath, UnitFileState, ...)
   journal [-n N] UNIT a unit's captured output and the supervisor's lines about it
   list                every service unit with its states
   daemon-reload       re-read unit files
@@ -38,12 +41,13 @@ interface Args {
   unitDirs: string[];
   runtime: boolean;
   noBlock: boolean;
+  value: boolean;
 }
 
-const VALUE_FLAGS = new Set(["socket", "root", "unit-dir", "target", "journal-lines", "n", "lines"]);
+const VALUE_FLAGS = new Set(["socket", "root", "unit-dir", "target", "journal-lines", "n", "lines", "p", "property"]);
 
 function parseArgs(argv: string[]): Args | "help" {
-  const a: Args = { positionals: [], one: new Map(), unitDirs: [], runtime: false, noBlock: false };
+  const a: Args = { positionals: [], one: new Map(), unitDirs: [], runtime: false, noBlock: false, value: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") {
@@ -58,9 +62,10 @@ function parseArgs(argv: string[]): Args | "help" {
     const eq = body.indexOf("=");
     const name = eq === -1 ? body : body.slice(0, eq);
     if (name === "h" || name === "help") return "help";
-    if (name === "runtime" || name === "no-block") {
+    if (name === "runtime" || name === "no-block" || name === "value") {
       if (name === "runtime") a.runtime = true;
-      else a.noBlock = true;
+      else if (name === "no-block") a.noBlock = true;
+      else a.value = true;
       continue;
     }
     if (!VALUE_FLAGS.has(name)) throw new FlagError(`unknown flag ${arg}`);
@@ -72,7 +77,7 @@ function parseArgs(argv: string[]): Args | "help" {
       value = next;
     }
     if (name === "unit-dir") a.unitDirs.push(value);
-    else a.one.set(name === "lines" ? "n" : name, value);
+    else a.one.set(name === "lines" ? "n" : name === "property" ? "p" : name, value);
   }
   return a;
 }
@@ -192,6 +197,15 @@ export async function runSupervisor(args: string[]): Promise<number> {
           if (s.active !== "active" && s.active !== "reloading" && code === 0) code = 3;
         }
         return code;
+      }
+      case "show": {
+        if (!needUnits()) return 2;
+        const props = (a.one.get("p") ?? "").split(",").filter(Boolean);
+        for (const [i, u] of units.entries()) {
+          if (i > 0) process.stdout.write("\n");
+          process.stdout.write(formatShow(await client.status(u), props, a.value));
+        }
+        return 0;
       }
       case "is-active": {
         if (!needUnits()) return 2;

@@ -58,3 +58,23 @@ export function formatList(units: UnitStatus[]): string {
   const fmt = (r: string[]) => `  ${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join(" ")}`.trimEnd();
   return `${[fmt(head), ...rows.map(fmt)].join("\n")}\n\n${units.length} unit${units.length === 1 ? "" : "s"} listed.\n`;
 }
+
+/** `systemctl show` properties of a status, in systemctl's order; `props` picks some (-p). */
+export function formatShow(s: UnitStatus, props: string[] = [], valueOnly = false): string {
+  const all: [string, string][] = [
+    ["Id", s.name],
+    ["Description", s.description ?? s.name],
+    ["LoadState", s.load],
+    ["ActiveState", s.active],
+    ["SubState", s.sub],
+    ["Result", s.result ?? "success"],
+    ["MainPID", String(s.mainPid ?? 0)],
+    ["ExecMainPID", String(s.lastExit?.pid ?? 0)],
+    ["NRestarts", String(s.restarts ?? 0)],
+    ["FragmentPath", s.path ?? ""],
+    ["UnitFileState", s.enabled ?? ""],
+    ["StateChangeTimestamp", s.since ? formatTimestamp(s.since) : ""],
+  ];
+  const chosen = props.length === 0 ? all : props.map((p): [string, string] => [p, all.find(([k]) => k === p)?.[1] ?? ""]);
+  return chosen.map(([k, v]) => `${valueOnly ? v : `${k}=${v}`}\n`).join("");
+}

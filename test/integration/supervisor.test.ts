@@ -74,6 +74,12 @@ describe("coreos supervisor serve + CLI", () => {
     expect(s.out).toMatch(/sh\[\d+\]: listening/);
   });
 
+  test("show prints systemctl's properties", async () => {
+    const sh = await cli("show", "-p", "ActiveState,SubState,LoadState", "web");
+    expect(sh).toMatchObject({ code: 0, out: "ActiveState=active\nSubState=running\nLoadState=loaded\n" });
+    expect((await cli("show", "--property=SubState", "--value", "job")).out).toBe("dead\n");
+  });
+
   test("list shows every service", async () => {
     const l = await cli("list");
     expect(l.code).toBe(0);

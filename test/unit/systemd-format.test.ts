@@ -1,6 +1,8 @@
 // The supervisor CLI's systemctl-like text.
 import { describe, expect, test } from "bun:test";
-import { formatAgo, formatJournalLine, formatList, formatStatus, formatTimestamp } from "../../internal/systemd/format.ts";
+import { formatAgo, formatJournalLine, formatList, formatShow, formatStatus, formatTimestamp } from "../../internal/systemd/format.ts";
+import { parseShow } from "../../internal/systemd/systemctl.ts";
+import type { UnitStatus } from "../../internal/systemd/manager.ts";
 
 const T = Date.UTC(2026, 10, 22, 2, 41, 18);
 
@@ -61,5 +63,14 @@ describe("format", () => {
         "",
       ].join("\n"),
     );
+  });
+
+  test("show: systemctl's properties, -p picks, --value strips, parseShow reads it back", () => {
+    const st: UnitStatus = { name: "a.service", load: "loaded", active: "active", sub: "running", description: "A", result: "success", mainPid: 42, restarts: 1, path: "/etc/systemd/system/a.service", enabled: "enabled" };
+    const text = formatShow(st);
+    expect(text).toContain("MainPID=42\nExecMainPID=0\nNRestarts=1\n");
+    expect(parseShow("a.service", text)).toEqual(st);
+    expect(formatShow(st, ["ActiveState", "SubState"])).toBe("ActiveState=active\nSubState=running\n");
+    expect(formatShow(st, ["SubState", "Bogus"], true)).toBe("running\n\n");
   });
 });
