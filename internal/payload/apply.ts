@@ -162,7 +162,12 @@ export class Applier {
 
   constructor(private readonly opts: ApplyOptions = {}) {
     if (opts.target) this.partition = openDest(opts.target.path, opts.target.offset ?? 0, opts.target.length, "target");
-    if (opts.kernelPath) this.kernel = openDest(opts.kernelPath, 0, undefined, "kernel");
+    try {
+      if (opts.kernelPath) this.kernel = openDest(opts.kernelPath, 0, undefined, "kernel");
+    } catch (e) {
+      if (this.partition) closeSync(this.partition.fd);
+      throw e;
+    }
     this.runner = new OpRunner(opts.threads ?? DEFAULT_THREADS, (o) => this.opFinished(o));
   }
 
