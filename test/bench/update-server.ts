@@ -8,7 +8,7 @@
 //
 // env: BENCH_SECONDS=10, BENCH_CONNS=64, BENCH_MACHINES=10000, BENCH_THREADS=1 (wrk threads),
 //      BENCH_DURABILITY=process,power (which modes, in order)
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildRequest, COREOS_APP_ID } from "../../internal/omaha/index.ts";
 import { BIN, cleanup, freePort, tempDir, waitReady } from "../helpers/procs.ts";
@@ -42,7 +42,7 @@ function init(args)
     local body = tpl:gsub("@ID@", id):gsub("@VER@", ver)
     reqs[m + 1] = wrk.format("POST", "/v1/update/", headers, body)
   end
-  i = ((tid or 0) * 7919) % n
+  i = (tonumber(args[3]) + (tid or 0) * 7919) % n
 end
 function request()
   i = i % n + 1
@@ -67,8 +67,9 @@ interface WrkOut {
   max: number;
 }
 
-async function wrk(url: string, script: string, template: string, seconds: number): Promise<WrkOut> {
-  const proc = Bun.spawn(["wrk", "-t", String(THREADS), "-c", String(CONNS), "-d", `${seconds}s`, "--timeout", "5s", "-s", script, url, "--", template, String(MACHINES)], {
+/** `offset`: the machine each wrk thread starts from (so that runs in a row cover the whole fleet). */
+async function wrk(url: string, script: string, template: string, seconds: number, offset = 0): Promise<WrkOut> {
+  const proc = Bun.spawn(["wrk", "-t", String(THREADS), "-c", String(CONNS), "-d", `${seconds}s`, "--timeout", "5s", "-s", script, url, "--", template, String(MACHINES), String(offset % MACHINES)], {
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -79,6 +80,13 @@ async function wrk(url: string, script: string, template: string, seconds: numbe
   const line = out.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
   if (!line) throw new Error(`wrk gave no result (exit ${proc.exitCode}): ${out}${err}`);
   return JSON.parse(line.slice("BENCH_RESULT ".length)) as WrkOut;
+}
+
+/** CPU seconds (user + system) the process has used, from /proc (the machine may be shared). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 async function measure(durability: string): Promise<void> {
@@ -135,11 +143,17 @@ async function measure(durability: string): Promise<void> {
     writeFileSync(script, LUA);
 
     console.log(`\n--durability ${durability}: ${MACHINES} machines, ${CONNS} keep-alive connections, wrk ${THREADS} thread(s), ${SECONDS}s measured`);
-    // Warm-up: every machine registers once (the inserts), then the measured run (updates).
-    const warm = await wrk(url, script, tplFile, Math.max(2, Math.ceil(MACHINES / 4000)));
-    console.log(`warm-up: ${warm.requests} checks (${warm.errors} errors)`);
+    // Warm-up until every machine has registered (the inserts); the measured run is the steady state.
+    let warmed = 0;
+    for (let i = 0; i < 10; i++) {
+      warmed += (await wrk(url, script, tplFile, 2, warmed)).requests;
+      if (((await api("GET", "/api/apps/CoreOS/instances?perpage=1")) as { total: number }).total === MACHINES) break;
+    }
+    console.log(`warm-up: ${warmed} checks`);
     const before = Number(/omaha_update_checks_total (\d+)/.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
+    const cpu0 = cpuSeconds(proc.pid);
     const r = await wrk(url, script, tplFile, SECONDS);
+    const cpu = cpuSeconds(proc.pid) - cpu0;
     const metrics = await (await fetch(`${url}/metrics`)).text();
     const after = Number(/omaha_update_checks_total (\d+)/.exec(metrics)?.[1]);
     const batches = Number(/omaha_commit_batches_total (\d+)/.exec(metrics)?.[1]);
@@ -148,6 +162,7 @@ async function measure(durability: string): Promise<void> {
     const rps = r.requests / (r.duration_us / 1e6);
     const ms = (us: number) => (us / 1000).toFixed(2);
     console.log(`checks/s: ${rps.toFixed(0)} (target ${TARGET}: ${rps >= TARGET ? "met" : "NOT met"})`);
+    console.log(`server CPU: ${cpu.toFixed(1)} s in ${(r.duration_us / 1e6).toFixed(1)} s (${((cpu * 1e6) / r.duration_us).toFixed(2)} cores) = ${(r.requests / cpu).toFixed(0)} checks per CPU-second; load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`);
     console.log(`latency ms: p50 ${ms(r.p50)}  p90 ${ms(r.p90)}  p99 ${ms(r.p99)}  p99.9 ${ms(r.p999)}  max ${ms(r.max)}`);
     console.log(`errors: ${r.errors}; server counted ${after - before} checks in the run; ${instances.total} instances registered; ${granted.total} granted (policy max 2 per 15m)`);
     console.log(`group commit: ${batches} transactions for ${after} checks in total (${(after / Math.max(1, batches)).toFixed(1)} per commit)`);
