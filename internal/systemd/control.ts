@@ -93,11 +93,18 @@ export interface ControlHandler {
   handle(req: Request): Promise<Answer>;
 }
 
+/** No request or answer comes near this; a peer sending more without a newline is cut off. */
+const MAX_LINE = 4 * 1024 * 1024;
+
 function lines(sock: Socket, onLine: (line: string) => void): void {
   let buf = "";
   sock.setEncoding("utf8");
   sock.on("data", (chunk: string) => {
     buf += chunk;
+    if (buf.length > MAX_LINE && !buf.includes("\n")) {
+      sock.destroy(new Error(`line longer than ${MAX_LINE} bytes`));
+      return;
+    }
     let nl: number;
     while ((nl = buf.indexOf("\n")) !== -1) {
       const line = buf.slice(0, nl);
