@@ -499,6 +499,10 @@ export class Engine {
 
   /** flatcar-postinst's switch (§4.4) and the completion records of §1.4. */
   private async finalize(offer: UpdateOffer): Promise<Input> {
+    // Recorded before the switch, so a switched table never goes without it (a throw here leaves
+    // the table as it was); taken back if the switch fails, or the next check would claim a rollback.
+    const before = this.prefs.get(Pref.PreviousVersion);
+    this.prefs.set(Pref.PreviousVersion, this.o.host.version);
     try {
       const s = this.slots();
       if (typeof s === "string") throw new Error(s);
@@ -506,9 +510,10 @@ export class Engine {
       this.log.info(`partition ${s.passive.number} (${s.passive.label}) boots next: priority top, tries 1, not yet successful`);
     } catch (err) {
       this.log.error(`switching to the new partition failed: ${(err as Error).message}`);
+      if (before === null) this.prefs.delete(Pref.PreviousVersion);
+      else this.prefs.set(Pref.PreviousVersion, before);
       return { type: "failed", code: ErrorCode.PostinstallRunnerError, resumed: false };
     }
-    this.prefs.set(Pref.PreviousVersion, this.o.host.version);
     for (const f of [this.o.paths.rebootMarker, this.o.paths.rebootRequired]) {
       try {
         mkdirSync(dirname(f), { recursive: true });

@@ -3,7 +3,7 @@
 // cannot reach quickly: the per-payload download backoff (3/9 with code 40), the resumed-download
 // flag, a missing disk (code 7), and the pure/I-O split (effects performed in order).
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { initDisk, LAYOUTS, readDisk } from "../../internal/gpt/index.ts";
 import { buildResponse, ErrorFlag, parseRequest, type ParsedApp } from "../../internal/omaha/index.ts";
@@ -221,6 +221,24 @@ describe("Engine", () => {
     expect(h.installs[0]!.url).toBe("http://u:s3cr3t%20pw@a/p.gz");
     expect(lines.some((l) => l.includes("404 Not Found for http://a/p.gz"))).toBe(true);
     expect(lines.filter((l) => l.includes("s3cr3t"))).toEqual([]);
+  });
+
+  test("a failed switch is PostinstallRunnerError and takes the previous-version record back", async () => {
+    const h = harness({
+      reply: () => UPDATE(false),
+      // Both GPT copies destroyed while "installing": the switch cannot read the table.
+      install: async (r) => {
+        const fd = openSync(r.target.path, "r+");
+        const size = fstatSync(fd).size;
+        writeSync(fd, new Uint8Array(34 * 512), 0, 34 * 512, 0);
+        writeSync(fd, new Uint8Array(33 * 512), 0, 33 * 512, size - 33 * 512);
+        closeSync(fd);
+      },
+    });
+    await h.attempt();
+    expect(events(h)).toEqual(["3/2", "13/1", "14/1", `3/0/${5 | ErrorFlag.TestOmahaUrl}`]);
+    expect(readFileSync(join(defaultPaths(h.root).prefsDir, "previous-version"), "utf8")).toBe("");
+    expect(existsSync(defaultPaths(h.root).rebootMarker)).toBe(false);
   });
 
   test("no known disk: InstallDeviceOpenError, nothing installed", async () => {
