@@ -286,9 +286,41 @@ export class Supervisor implements ControlHandler {
     const job = jobFor();
     return async () => {
       if (job === null) return "done";
-      if (job === "start" || job === "restart") return this.startWith(rt, job, new Set([rt.name]));
+      if (job === "stop") return this.stopWith(rt, new Set([rt.name]));
+      if (job === "start") return this.startWith(rt, job, new Set([rt.name]));
+      if (job === "restart") {
+        const r = await this.startWith(rt, job, new Set([rt.name]));
+        // Requires=/BindsTo= units restart with what they need (systemd.unit(5)).
+        await Promise.all(this.dependents(rt.name).map((d) => this.job(d, "restart")));
+        return r;
+      }
       return this.job(rt, job);
     };
+  }
+
+  /** Active units that Require= or BindsTo= this one (also through `.requires/` links). */
+  private dependents(name: string): UnitRuntime[] {
+    return [...this.units.values()].filter((d) => {
+      if (d.name === name || d.loaded.load !== "loaded" || !d.machine || d.machine.active === "inactive" || d.machine.active === "failed") return false;
+      const u = d.loaded.unit;
+      return [...getWords(u, "Unit", "Requires"), ...getWords(u, "Unit", "BindsTo"), ...wantedBy(this.o.dirs, d.name, ["requires"])].includes(name);
+    });
+  }
+
+  /**
+   * A stop takes the units that require this one down too: those ordered After= it first (they
+   * stop before what they need, systemd's reverse order), the others alongside.
+   */
+  private async stopWith(rt: UnitRuntime, seen: Set<string>): Promise<JobResult> {
+    const first: Promise<JobResult>[] = [];
+    for (const d of this.dependents(rt.name)) {
+      if (seen.has(d.name)) continue;
+      seen.add(d.name);
+      const stopping = this.stopWith(d, seen);
+      if (d.loaded.load === "loaded" && getWords(d.loaded.unit, "Unit", "After").includes(rt.name)) first.push(stopping);
+    }
+    await Promise.all(first);
+    return this.job(rt, "stop");
   }
 
   /** A start (or restart) as systemd's transaction runs it: dependencies, then conditions, then the job. */
@@ -323,7 +355,7 @@ export class Supervisor implements ControlHandler {
    * systemd's start transaction does; those also named in After= are waited for. A required unit
    * that cannot be loaded, or that is ordered before and fails, fails this start ("dependency"),
    * and the unit stays as it was. Targets count as reached (the supervisor has no boot stages),
-   * other unit types as absent. Stopping does not propagate to units that require this one.
+   * other unit types as absent.
    */
   private async startDependencies(rt: UnitRuntime, seen: Set<string>): Promise<string | null> {
     if (rt.loaded.load !== "loaded") return null;

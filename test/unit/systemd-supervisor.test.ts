@@ -342,6 +342,28 @@ describe("supervisor", () => {
     expect(lines(s, "assert")[0]).toContain("Assertion failed for assert.service");
   });
 
+  test("stopping a unit stops what requires it, dependents ordered After= it first; restart restarts them", async () => {
+    const order = join(work, "stop-order");
+    unit("base.service", `[Service]\nExecStart=/bin/sleep 60\nExecStop=/bin/sh -c 'echo base >> ${order}'\n`);
+    unit("upper.service", `[Unit]\nRequires=base.service\nAfter=base.service\n[Service]\nExecStart=/bin/sleep 60\nExecStop=/bin/sh -c 'echo upper >> ${order}'\n`);
+    unit("bystander.service", "[Unit]\nWants=base.service\n[Service]\nExecStart=/bin/sleep 60\n");
+    const s = supervisor();
+    await s.run("start", "upper");
+    await s.run("start", "bystander");
+    expect(state(s, "base")).toBe("active running");
+    expect(await s.run("stop", "base")).toBe("done");
+    expect(state(s, "upper")).toBe("inactive dead");
+    expect(state(s, "bystander")).toBe("active running");
+    expect(readFileSync(order, "utf8")).toBe("upper\nbase\n");
+    await s.run("start", "upper");
+    const upperPid = s.status("upper").mainPid;
+    expect(await s.run("restart", "base")).toBe("done");
+    expect(state(s, "upper")).toBe("active running");
+    expect(s.status("upper").mainPid).not.toBe(upperPid);
+    await s.run("stop", "base");
+    await s.run("stop", "bystander");
+  });
+
   test("boot starts what multi-user.target wants (enabled units) and nothing else", async () => {
     unit("atboot.service", `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/touch ${work}/booted\n[Install]\nWantedBy=multi-user.target\n`);
     unit("notatboot.service", `[Service]\nType=oneshot\nExecStart=/bin/touch ${work}/not-booted\n[Install]\nWantedBy=multi-user.target\n`);
