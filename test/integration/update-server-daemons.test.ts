@@ -5,11 +5,11 @@
 // daemons that cannot verify the payload (wrong key) fail as the canary reports it (3/0, code 18
 // with the non-production-server flag) and the group pauses with nobody else granted.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeErrorCode } from "../../internal/omaha/index.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
-import { keyPair, makeDisk, makePayload, makeRoot, startDaemon, until, type Daemon } from "./update-engine-harness.ts";
+import { coreos, keyPair, makeDisk, makePayload, makeRoot, setVersion, startDaemon, until, type Daemon } from "./update-engine-harness.ts";
 import { admin, api, startServer, type ServerProc } from "./update-server-machine.ts";
 
 let dir: string;
@@ -31,8 +31,15 @@ afterAll(async () => {
   cleanup(dir);
 });
 
-async function machines(track: string, n: number, publicPem: string): Promise<string[]> {
-  const ids: string[] = [];
+interface Host {
+  id: string;
+  root: string;
+  disk: string;
+  daemon: Daemon;
+}
+
+async function machines(track: string, n: number, publicPem: string): Promise<Host[]> {
+  const hosts: Host[] = [];
   await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const id = `${track.slice(0, 4).padEnd(4, "0")}${String(i).padStart(28, "0")}`;
@@ -42,18 +49,20 @@ async function machines(track: string, n: number, publicPem: string): Promise<st
       const disk = join(dir, `${track}-${i}.img`);
       makeDisk(disk);
       // First check within ~0.4 s, then every ~1.35 s (45 min ± 5 min scaled).
-      daemons.push(await startDaemon({ root, disk, usrPartition: "3", extra: ["--interval-scale", "0.0005", "--seed", String(i + 1)] }));
-      ids.push(id);
+      const daemon = await startDaemon({ root, disk, usrPartition: "3", extra: ["--interval-scale", "0.0005", "--seed", String(i + 1)] });
+      daemons.push(daemon);
+      hosts.push({ id, root, disk, daemon });
     }),
   );
-  return ids;
+  return hosts;
 }
 
 type Page = { items: { instanceId: string; statusName: string }[]; total: number };
 
 test("20 daemons, 2 updates per 1s period: all install, never more than 2 grants in any period", async () => {
   await admin(srv, "group", "create", "--name", "limited", "--channel", "stable", "--update-count", "2", "--update-interval", "1s", "--update-timeout", "1s");
-  const ids = await machines("limited", 20, keys.publicPem);
+  const hosts = await machines("limited", 20, keys.publicPem);
+  const ids = hosts.map((x) => x.id);
   await until(
     "20 installed updates",
     async () => (await api<Page>(srv, "GET", "/api/apps/CoreOS/instances?group=limited&status=Installed&perpage=1")).total === 20,
@@ -74,12 +83,25 @@ test("20 daemons, 2 updates per 1s period: all install, never more than 2 grants
   // Turned-away daemons were held, not failed: a refusal is no failed update.
   const failed = await api<Page>(srv, "GET", "/api/apps/CoreOS/instances?group=limited&status=Error&perpage=1");
   expect(failed.total).toBe(0);
+
+  // One machine reboots into USR-B (the boot loader's pick), runs 2.0.0, marks itself good, and its
+  // first check reports 3/2 with the previous version: the server marks the update complete.
+  const h0 = hosts[0]!;
+  await h0.daemon.stop();
+  rmSync(join(h0.root, "var/run/update_engine_autoupdate_completed"), { force: true });
+  expect((await coreos(["update-engine", "disk", "next", h0.disk])).out).toContain(`usr_device=${h0.disk},gpt4`);
+  setVersion(h0.root, "2.0.0");
+  daemons.push(await startDaemon({ root: h0.root, disk: h0.disk, usrPartition: "4", extra: ["--interval-scale", "0.0005", "--mark-good-delay", "100ms"] }));
+  await until("the update complete", async () => (await api<{ statusName: string }>(srv, "GET", `/api/apps/CoreOS/instances/${h0.id}`)).statusName === "Complete", 30_000);
+  expect(await api<{ version: string; updateInProgress: boolean }>(srv, "GET", `/api/apps/CoreOS/instances/${h0.id}`)).toMatchObject({ version: "2.0.0", updateInProgress: false });
+  const ev = await api<{ type: number; result: number; previousVersion: string | null }[]>(srv, "GET", `/api/apps/CoreOS/instances/${h0.id}/events`);
+  expect(ev[0]).toMatchObject({ type: 3, result: 2, previousVersion: "1.0.0" });
 }, 150_000);
 
 test("safe mode with daemons that cannot verify the payload: the canary's 3/0 pauses the group", async () => {
   await admin(srv, "group", "create", "--name", "careful", "--channel", "stable", "--update-count", "5", "--update-interval", "1m", "--safe-mode", "true");
   const wrong = keyPair();
-  const ids = await machines("careful", 3, wrong.publicPem);
+  const ids = (await machines("careful", 3, wrong.publicPem)).map((x) => x.id);
   await until("the group paused", async () => !(await api<{ policy: { updatesEnabled: boolean } }>(srv, "GET", "/api/apps/CoreOS/groups/careful")).policy.updatesEnabled, 30_000);
   // Let the other daemons check again against the paused group.
   await Bun.sleep(3000);
