@@ -2,7 +2,7 @@
 // `yes`/`off` are booleans, `0644` an octal int) types them. The validator checks this tree against
 // the schema; config.ts reads the values out of it. Parsing is the `yaml` package's, with its
 // line counter; nothing here scans the text by hand.
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Alias, type Document, type Node } from "yaml";
 
 /** Go reflect kinds of a decoded value; "null" is Go's invalid Value (a key with nothing after it). */
 export type NodeKind = "string" | "int" | "float64" | "bool" | "map" | "slice" | "null";
@@ -64,15 +64,43 @@ function parse(text: string): Parsed {
   if (!isMap(contents)) {
     return { ok: false, error: { line: lineOf(contents, 1), message: `cannot unmarshal ${isSeq(contents) ? "!!seq" : "!!str"} into a mapping` } };
   }
-  fill(root, contents, doc, lineOf, 0);
+  const walk: Walk = { doc, lineOf, nodes: 0, resolved: new Map() };
+  try {
+    fill(root, contents, walk, 0);
+  } catch (e) {
+    if (e instanceof TooLarge) return { ok: false, error: { line: e.line, message: e.message } };
+    throw e;
+  }
   return { ok: true, root };
 }
 
 const MAX_DEPTH = 64;
+/** Aliases can multiply a small text into an enormous tree ("billion laughs"); this bounds it. */
+const MAX_NODES = 200_000;
 
-function fill(out: CNode, n: Node | null | undefined, doc: Document, lineOf: (n: Node | null | undefined, fb: number) => number, depth: number): void {
+class TooLarge extends Error {
+  constructor(readonly line: number) {
+    super(`the document expands to more than ${MAX_NODES} nodes (through aliases)`);
+  }
+}
+
+interface Walk {
+  doc: Document;
+  lineOf: (n: Node | null | undefined, fallback: number) => number;
+  nodes: number;
+  /** Alias.resolve searches the document; each alias is looked up once. */
+  resolved: Map<Node, Node | undefined>;
+}
+
+function resolveAlias(a: Alias, w: Walk): Node | undefined {
+  if (!w.resolved.has(a)) w.resolved.set(a, a.resolve(w.doc) as Node | undefined);
+  return w.resolved.get(a);
+}
+
+function fill(out: CNode, n: Node | null | undefined, w: Walk, depth: number): void {
+  if (++w.nodes > MAX_NODES) throw new TooLarge(out.line);
   // An alias may point at its own ancestor; the depth bound turns that cycle into a null.
-  if (isAlias(n)) n = depth < MAX_DEPTH ? (n.resolve(doc) as Node | undefined) : undefined;
+  if (isAlias(n)) n = depth < MAX_DEPTH ? resolveAlias(n, w) : undefined;
   if (n === null || n === undefined || depth > MAX_DEPTH) {
     out.kind = "null";
     return;
@@ -82,8 +110,8 @@ function fill(out: CNode, n: Node | null | undefined, doc: Document, lineOf: (n:
     for (const pair of n.items) {
       const k = pair.key as Node | null;
       const keyText = isScalar(k) ? String(k.value) : "";
-      const c: CNode = { name: keyText.replaceAll("-", "_"), line: lineOf(k, out.line), kind: "null", text: "", children: [] };
-      fill(c, pair.value as Node | null, doc, lineOf, depth + 1);
+      const c: CNode = { name: keyText.replaceAll("-", "_"), line: w.lineOf(k, out.line), kind: "null", text: "", children: [] };
+      fill(c, pair.value as Node | null, w, depth + 1);
       out.children.push(c);
     }
     return;
@@ -91,8 +119,8 @@ function fill(out: CNode, n: Node | null | undefined, doc: Document, lineOf: (n:
   if (isSeq(n)) {
     out.kind = "slice";
     n.items.forEach((item, i) => {
-      const c: CNode = { name: `${out.name}[${i}]`, line: lineOf(item as Node, out.line), kind: "null", text: "", children: [] };
-      fill(c, item as Node | null, doc, lineOf, depth + 1);
+      const c: CNode = { name: `${out.name}[${i}]`, line: w.lineOf(item as Node, out.line), kind: "null", text: "", children: [] };
+      fill(c, item as Node | null, w, depth + 1);
       out.children.push(c);
     });
     return;

@@ -190,6 +190,14 @@ describe("rules", () => {
     expect(isRequestURI("http://x/%zz")).toBe(false);
   });
 
+  test("an alias bomb is an error, not a hang", () => {
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(", ")}]`);
+    const out = lines(`#cloud-config\n${levels.join("\n")}\n`);
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatch(/^line \d+: error: the document expands to more than 200000 nodes \(through aliases\)$/);
+  });
+
   test("carriage returns do not move lines", () => {
     expect(lines("#cloud-config\r\nhostname: a\r\nbad: 1\r\n")).toEqual(['line 3: warning: unrecognized key "bad"']);
   });
