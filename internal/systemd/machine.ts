@@ -35,7 +35,7 @@ export const ACTIVE_OF: Record<SubState, ActiveState> = {
 export type Exit =
   | { code: number; signal?: undefined }
   | { code?: undefined; signal: string }
-  | { spawnFailed: "exec" | "chdir" | "user" | "resources"; message: string; code?: undefined; signal?: undefined }
+  | { spawnFailed: "exec" | "chdir" | "user" | "resources" | "stdout"; message: string; code?: undefined; signal?: undefined }
   /** A forked daemon's PID file named no live process. */
   | { protocol: string; code?: undefined; signal?: undefined }
   /** A process that is not the supervisor's child is gone; how it ended cannot be known. */
@@ -67,7 +67,7 @@ const EXIT_NAMES: Record<number, string> = {
   0: "SUCCESS", 1: "FAILURE", 2: "INVALIDARGUMENT", 3: "NOTIMPLEMENTED", 4: "NOPERMISSION", 5: "NOTINSTALLED", 6: "NOTCONFIGURED", 7: "NOTRUNNING",
   200: "CHDIR", 203: "EXEC", 209: "STDOUT", 217: "USER", 226: "NAMESPACE",
 };
-const SPAWN_STATUS = { exec: 203, chdir: 200, user: 217, resources: 226 } as const;
+const SPAWN_STATUS = { exec: 203, chdir: 200, user: 217, resources: 226, stdout: 209 } as const;
 /** A daemon killed by one of these stopped cleanly (systemd's EXIT_CLEAN_DAEMON). */
 const CLEAN_SIGNALS = new Set(["SIGHUP", "SIGINT", "SIGTERM", "SIGPIPE"]);
 

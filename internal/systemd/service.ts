@@ -11,6 +11,9 @@ export interface ExitSet {
   signals: string[];
 }
 
+/** Where StandardOutput=/StandardError= send a process's output. */
+export type Output = { kind: "journal" } | { kind: "null" } | { kind: "console" } | { kind: "file"; path: string; mode: "write" | "append" | "truncate" };
+
 export type KillMode = "control-group" | "mixed" | "process" | "none";
 export type ExecKind = "ExecStartPre" | "ExecStart" | "ExecStartPost" | "ExecReload" | "ExecStop" | "ExecStopPost";
 
@@ -44,6 +47,9 @@ export interface ServiceDef {
   startLimitBurst: number;
   killSignal: NodeJS.Signals;
   killMode: KillMode;
+  stdout: Output;
+  /** StandardError=inherit (the default) is whatever stdout is. */
+  stderr: Output;
   successExit: ExitSet;
   restartPrevent: ExitSet;
   restartForce: ExitSet;
@@ -148,6 +154,17 @@ function signal(raw: string | undefined): NodeJS.Signals {
   return name as NodeJS.Signals;
 }
 
+/** systemd.exec(5) StandardOutput=/StandardError=; the kernel log and syslog go to the journal here. */
+function output(raw: string | undefined, key: string, inherit: Output): Output {
+  if (raw === undefined || raw === "inherit") return inherit;
+  if (["journal", "syslog", "kmsg", "journal+console", "syslog+console", "kmsg+console"].includes(raw)) return { kind: "journal" };
+  if (raw === "null") return { kind: "null" };
+  if (raw === "tty" || raw === "console") return { kind: "console" };
+  const m = /^(file|append|truncate):(\/.*)$/.exec(raw);
+  if (m) return { kind: "file", path: m[2]!, mode: m[1] === "file" ? "write" : (m[1] as "append" | "truncate") };
+  throw new UnitFileError(`${key}=${raw}: not supported by the coreos supervisor (journal, null, tty, file:, append:, truncate: are)`);
+}
+
 function exitSet(unit: UnitFile, key: string): ExitSet {
   const set: ExitSet = { codes: [], signals: [] };
   for (const w of getWords(unit, "Service", key)) {
@@ -211,6 +228,7 @@ export function serviceFromUnit(name: string, unit: UnitFile): ServiceDef {
   const interval = intervalRaw === undefined ? 10_000 : parseTimespan(intervalRaw);
   if (interval === undefined) throw new UnitFileError(`StartLimitIntervalSec=${intervalRaw}: not a time span`);
   if (burstRaw !== undefined && !/^[0-9]+$/.test(burstRaw)) throw new UnitFileError(`StartLimitBurst=${burstRaw}: not a number`);
+  const stdout = output(getValue(unit, S, "StandardOutput"), "StandardOutput", { kind: "journal" });
   return {
     name,
     description: getValue(unit, "Unit", "Description") ?? name,
@@ -225,6 +243,8 @@ export function serviceFromUnit(name: string, unit: UnitFile): ServiceDef {
     startLimitBurst: burstRaw === undefined ? 5 : Number(burstRaw),
     killSignal: signal(getValue(unit, S, "KillSignal")),
     killMode: killMode(getValue(unit, S, "KillMode")),
+    stdout,
+    stderr: output(getValue(unit, S, "StandardError"), "StandardError", stdout),
     successExit: exitSet(unit, "SuccessExitStatus"),
     restartPrevent: exitSet(unit, "RestartPreventExitStatus"),
     restartForce: exitSet(unit, "RestartForceExitStatus"),

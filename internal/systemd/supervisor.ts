@@ -2,7 +2,7 @@
 // ServiceMachine; this file is the edge that spawns processes (own process group each, so a stop
 // reaches their children), arms timers, captures output into a bounded per-unit journal, and
 // answers the control socket.
-import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync, statSync, type Stats } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, lstatSync, openSync, readdirSync, readFileSync, statSync, type Stats } from "node:fs";
 import { basename } from "node:path";
 import { hostname } from "node:os";
 import type { Subprocess } from "bun";
@@ -11,7 +11,7 @@ import { ControlError, type Answer, type ControlHandler, type JobResult, type Jo
 import { describeExit, ServiceMachine, type Effect, type Event, type Exit, type JobType } from "./machine.ts";
 import { parseUnitName, type SpecifierContext } from "./names.ts";
 import { listUnitNames, loadUnit, unitFileState, wantedBy, type Loaded, type UnitDirs } from "./paths.ts";
-import { expandCommand, serviceFromUnit, type ServiceDef } from "./service.ts";
+import { expandCommand, serviceFromUnit, type Output, type ServiceDef } from "./service.ts";
 import { getWords, parseEnvironmentFile } from "./unitfile.ts";
 import { checkConditions, type Probe } from "./conditions.ts";
 import { logger } from "../log/log.ts";
@@ -52,7 +52,6 @@ export class Ring<T> {
 
 interface Proc {
   pid: number;
-  child: Subprocess<"ignore", "pipe", "pipe">;
 }
 
 interface UnitRuntime {
@@ -132,6 +131,26 @@ function readOr(p: string, dflt = ""): string {
     return readFileSync(p, "utf8");
   } catch {
     return dflt;
+  }
+}
+
+type Sink = "pipe" | "ignore" | "inherit" | number;
+
+/** A Bun.spawn stdio target for an Output; files are opened here (their fds noted for closing). */
+function sink(o: Output, opened: number[]): Sink {
+  switch (o.kind) {
+    case "journal":
+      return "pipe";
+    case "null":
+      return "ignore";
+    case "console":
+      return "inherit";
+    case "file": {
+      const flags = constants.O_WRONLY | constants.O_CREAT | (o.mode === "append" ? constants.O_APPEND : o.mode === "truncate" ? constants.O_TRUNC : 0);
+      const fd = openSync(o.path, flags, 0o644);
+      opened.push(fd);
+      return fd;
+    }
   }
 }
 
@@ -628,7 +647,7 @@ export class Supervisor implements ControlHandler {
     const def = rt.machine!.def;
     // systemd reads environment files before forking and fails the job; the other failures happen
     // in the forked child, after which a Type=simple service counts as started.
-    const fail = (spawnFailed: "exec" | "chdir" | "user" | "resources", message: string) => {
+    const fail = (spawnFailed: "exec" | "chdir" | "user" | "resources" | "stdout", message: string) => {
       if (spawnFailed !== "resources" && e.role === "main" && def.type === "simple") this.dispatch(rt, { t: "spawned", proc: e.proc });
       this.dispatch(rt, { t: "exit", proc: e.proc, exit: { spawnFailed, message } });
     };
@@ -670,14 +689,23 @@ export class Supervisor implements ControlHandler {
       if (existsSync(want)) cwd = want;
       else if (!def.workingDirectory.optional) return fail("chdir", `Changing to the requested working directory failed: ${want}: No such file or directory`);
     }
-    let child: Subprocess<"ignore", "pipe", "pipe">;
+    const opened: number[] = [];
+    let sinks: [Sink, Sink];
+    try {
+      const stdout = sink(def.stdout, opened);
+      sinks = [stdout, def.stderr === def.stdout ? stdout : sink(def.stderr, opened)];
+    } catch (err) {
+      for (const fd of opened) closeSync(fd);
+      return fail("stdout", `Failed to set up standard output: ${(err as Error).message}`);
+    }
+    let child: Subprocess;
     try {
       child = Bun.spawn(argv, {
         cwd,
         env,
         stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
+        stdout: sinks[0],
+        stderr: sinks[1],
         detached: true,
         ...(e.command.argv0 !== undefined ? { argv0: e.command.argv0 } : {}),
         ...(uid !== undefined ? { uid } : {}),
@@ -685,13 +713,17 @@ export class Supervisor implements ControlHandler {
       });
     } catch (err) {
       return fail("exec", `Failed to execute ${argv[0]}: ${(err as Error).message}`);
+    } finally {
+      // The child has its own copies of opened files.
+      for (const fd of opened) closeSync(fd);
     }
     const pid = child.pid;
-    rt.procs.set(e.proc, { pid, child });
+    rt.procs.set(e.proc, { pid });
     rt.groups.add(pid);
     this.dispatch(rt, { t: "spawned", proc: e.proc, pid });
     const ident = basename(e.command.argv0 ?? argv[0]!);
-    const pumps = [this.pump(rt, child.stdout, ident, pid), this.pump(rt, child.stderr, ident, pid)];
+    const pumps: Promise<void>[] = [];
+    for (const x of [child.stdout, child.stderr]) if (x instanceof ReadableStream) pumps.push(this.pump(rt, x, ident, pid));
     void child.exited.then(async () => {
       let drained: () => void = () => undefined;
       const timeout = new Promise<void>((r) => (drained = r));

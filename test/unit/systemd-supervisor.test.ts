@@ -216,6 +216,27 @@ describe("supervisor", () => {
     expect(lines(s, "asuser")).toEqual(expect.arrayContaining([`uid=${me === 0 ? nobody : me}`, `privileged uid=${me}`]));
   });
 
+  test("StandardOutput=/StandardError=: files (append, truncate), null, journal", async () => {
+    const log = join(work, "out.log");
+    writeFileSync(log, "earlier\n");
+    unit("tofile.service", `[Service]\nType=oneshot\nStandardOutput=append:${log}\nExecStart=/bin/sh -c 'echo to-out; echo to-err >&2'\n`);
+    unit("truncating.service", `[Service]\nType=oneshot\nStandardOutput=truncate:${join(work, "trunc.log")}\nExecStart=/bin/echo fresh\n`);
+    unit("quiet.service", "[Service]\nType=oneshot\nStandardOutput=null\nStandardError=journal\nExecStart=/bin/sh -c 'echo hidden; echo shown >&2'\n");
+    unit("nodir.service", `[Service]\nType=oneshot\nStandardOutput=file:${work}/no/such/dir/x.log\nExecStart=/bin/true\n`);
+    const s = supervisor();
+    await s.run("start", "tofile");
+    expect(readFileSync(log, "utf8")).toBe("earlier\nto-out\nto-err\n");
+    expect(lines(s, "tofile")).not.toContain("to-out");
+    writeFileSync(join(work, "trunc.log"), "old content that is longer\n");
+    await s.run("start", "truncating");
+    expect(readFileSync(join(work, "trunc.log"), "utf8")).toBe("fresh\n");
+    await s.run("start", "quiet");
+    expect(lines(s, "quiet")).toContain("shown");
+    expect(lines(s, "quiet")).not.toContain("hidden");
+    expect(await s.run("start", "nodir")).toBe("failed");
+    expect(lines(s, "nodir")).toContain("nodir.service: Main process exited, code=exited, status=209/STDOUT");
+  });
+
   test("the journal is a bounded ring of the newest lines", async () => {
     unit("chatty.service", "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo line$i; done'\n");
     const s = supervisor(5);

@@ -362,6 +362,8 @@ describe("service settings", () => {
     ["[Service]\nRestartSec=soon\nExecStart=/a\n", "not a time span"],
     ["[Service]\nEnvironmentFile=relative\nExecStart=/a\n", "not absolute"],
     ["[Service]\nRemainAfterExit=maybe\nExecStart=/a\n", "not a boolean"],
+    ["[Service]\nStandardOutput=socket\nExecStart=/a\n", "not supported by the coreos supervisor"],
+    ["[Service]\nKillMode=gentle\nExecStart=/a\n", "unknown kill mode"],
   ];
   for (const [text, msg] of bad) test(`refused: ${msg}`, () => expect(() => def(text)).toThrow(msg));
 });
