@@ -52,7 +52,8 @@ function resolveInRoot(root: string, hostPath: string): { path: string; masked: 
   for (let hops = 0; hops < 32; hops++) {
     const st = lstatOrNull(p);
     if (!st) return null;
-    if (!st.isSymbolicLink()) return { path: p, masked: st.isCharacterDevice() && p.endsWith("/dev/null") };
+    // systemd's null_or_empty(): a character device or an empty file masks, like a /dev/null link.
+    if (!st.isSymbolicLink()) return { path: p, masked: st.isCharacterDevice() || (st.isFile() && st.size === 0) };
     const target = readlinkSync(p);
     if (target === "/dev/null") return { path: p, masked: true };
     p = target.startsWith("/") ? under(root, target) : join(dirname(p), target);

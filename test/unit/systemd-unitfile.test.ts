@@ -270,7 +270,7 @@ describe("search path, templates and drop-ins", () => {
   }
   const dirs = (root: string) => ({ root, dirs: ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system"] });
 
-  test("/etc beats /run beats /usr/lib; /dev/null masks", () => {
+  test("/etc beats /run beats /usr/lib; a /dev/null link or an empty file masks", () => {
     const root = tree({
       "/usr/lib/systemd/system/a.service": "[Unit]\nDescription=usr\n",
       "/run/systemd/system/a.service": "[Unit]\nDescription=run\n",
@@ -278,11 +278,14 @@ describe("search path, templates and drop-ins", () => {
       "/etc/systemd/system/b.service": { link: "/dev/null" },
       "/etc/systemd/system/c.service": { link: "/usr/lib/systemd/system/real.service" },
       "/usr/lib/systemd/system/real.service": "[Unit]\nDescription=real\n",
+      "/usr/lib/systemd/system/e.service": "[Unit]\nDescription=usr\n",
+      "/run/systemd/system/e.service": "",
     });
     try {
       expect(findFragment(dirs(root), "a.service")).toMatchObject({ state: "found", path: "/run/systemd/system/a.service" });
       expect(findFragment(dirs(root), "b.service")).toMatchObject({ state: "masked" });
       expect(findFragment(dirs(root), "nope.service")).toMatchObject({ state: "not-found" });
+      expect(findFragment(dirs(root), "e.service")).toMatchObject({ state: "masked", path: "/run/systemd/system/e.service" });
       // An absolute link target is inside the root, not on the host.
       const c = loadUnit(dirs(root), "c.service");
       expect(c.load === "loaded" && getValue(c.unit, "Unit", "Description")).toBe("real");
