@@ -4,14 +4,47 @@
 // the destination is either the old file or the whole new one, never a part. No fsync, as the
 // original: this guards readers against half a file, not a power cut (a config is applied at
 // every boot, and hundreds of fsyncs would dominate applying it).
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 import { randomBytes } from "node:crypto";
 
-/** An absolute path of the configured system, placed inside `root` ("/" for the host). */
+/**
+ * An absolute path of the configured system, placed inside `root` ("/" for the host). In a root,
+ * symbolic links among the parents are followed as the booted system will follow them: an
+ * absolute target is inside the root (an image's /var/run -> /run must not reach the build
+ * host's /run), and `..` never climbs out of it. The last component is left alone (a rename
+ * replaces a link rather than following it).
+ */
 export function inRoot(root: string, path: string): string {
   const p = posix.normalize(`/${path}`);
-  return root === "/" ? p : join(root, p);
+  if (root === "/") return p;
+  const parts = p.split("/").filter((x) => x !== "");
+  const last = parts.pop();
+  let resolved: string[] = [];
+  for (let hops = 0; parts.length > 0; ) {
+    const part = parts.shift()!;
+    if (part === "..") {
+      resolved.pop();
+      continue;
+    }
+    const candidate = [...resolved, part];
+    let st;
+    try {
+      st = lstatSync(join(root, ...candidate));
+    } catch {
+      resolved = candidate;
+      continue;
+    }
+    if (!st.isSymbolicLink()) {
+      resolved = candidate;
+      continue;
+    }
+    if (++hops > 40) throw new WriteError(`${p}: too many levels of symbolic links`);
+    const target = readlinkSync(join(root, ...candidate));
+    parts.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
+    if (target.startsWith("/")) resolved = [];
+  }
+  return join(root, ...resolved, ...(last === undefined ? [] : [last]));
 }
 
 export interface Owner {

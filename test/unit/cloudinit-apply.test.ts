@@ -2,7 +2,7 @@
 // generated files, unit processing order through a recording unit manager, preflight refusals
 // that leave the root untouched, atomic writes, datasource selection.
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { applyCloudConfig, ApplyError, builtinUnits, processUnits } from "../../internal/cloudinit/apply.ts";
@@ -10,7 +10,7 @@ import { ConfigError, goFloat, readConfig, type Unit } from "../../internal/clou
 import { fileSource, findCloudConfigURL, selectDatasource, type Datasource } from "../../internal/cloudinit/datasource.ts";
 import { decodeContent, DecodeError } from "../../internal/cloudinit/encoding.ts";
 import { emptyMetadata, mergeEnvContents, substitute, substitutions } from "../../internal/cloudinit/environment.ts";
-import { writeFileAtomic } from "../../internal/cloudinit/files.ts";
+import { inRoot, writeFileAtomic } from "../../internal/cloudinit/files.ts";
 import { debianNetworkUnits, NetconfError, vmwareNetworkUnits } from "../../internal/cloudinit/netconf.ts";
 import { runCloudinit } from "../../internal/cloudinit/run.ts";
 import { dropInContents, oemRelease, updateConf } from "../../internal/cloudinit/generated.ts";
@@ -259,6 +259,32 @@ describe("applying into a root", () => {
       expect(statSync(join(dir, "a/b/c")).mode & 0o777).toBe(0o640);
     } finally {
       cleanup(dir);
+    }
+  });
+
+  test("links inside the root are followed inside it: absolute targets, .. and loops", async () => {
+    const root = tempDir("cloudinit-root-");
+    try {
+      seedRoot(root);
+      mkdirSync(join(root, "var"));
+      symlinkSync("/run", join(root, "var/run"));
+      symlinkSync("../opt", join(root, "etc/alt"));
+      symlinkSync("../../../..", join(root, "up"));
+      symlinkSync("loop-b", join(root, "loop-a"));
+      symlinkSync("loop-a", join(root, "loop-b"));
+      expect(inRoot(root, "/var/run/x")).toBe(join(root, "run/x"));
+      expect(inRoot(root, "/etc/alt/y")).toBe(join(root, "opt/y"));
+      expect(inRoot(root, "/up/etc/z")).toBe(join(root, "etc/z"));
+      expect(inRoot(root, "/var/run")).toBe(join(root, "var/run"));
+      expect(inRoot("/", "etc/../etc/hosts")).toBe("/etc/hosts");
+      expect(() => inRoot(root, "/loop-a/x")).toThrow("too many levels of symbolic links");
+      const marker = `cloudinit-test-${process.pid}`;
+      const cc = readConfig(`#cloud-config\nwrite_files:\n  - path: /var/run/${marker}\n    content: inside\n`);
+      await applyCloudConfig(cc, opts(root, new RecordingManager()));
+      expect(readFileSync(join(root, "run", marker), "utf8")).toBe("inside");
+      expect(existsSync(join("/run", marker))).toBe(false);
+    } finally {
+      cleanup(root);
     }
   });
 
