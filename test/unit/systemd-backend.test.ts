@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { SupervisorClient } from "../../internal/systemd/client.ts";
-import { disableUnitFiles, enableUnitFiles, systemDirs } from "../../internal/systemd/paths.ts";
+import { disableUnitFiles, enableUnitFiles, loadUnit, systemDirs, unitFileState } from "../../internal/systemd/paths.ts";
 import { pickManager } from "../../internal/systemd/pick.ts";
 import { parseShow, runProgram, SystemdManager } from "../../internal/systemd/systemctl.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
@@ -166,6 +166,20 @@ describe("our [Install] handling gives systemctl's links", () => {
       cleanup(b);
     }
   });
+
+  test("unitFileState agrees with systemctl is-enabled", () =>
+    withRoot(async (root) => {
+      put(root, "/etc/systemd/system/on.service", UNIT);
+      put(root, "/etc/systemd/system/off.service", UNIT);
+      put(root, "/etc/systemd/system/rt.service", UNIT);
+      put(root, "/etc/systemd/system/plain.service", "[Service]\nExecStart=/bin/true\n");
+      expect((await runProgram(["systemctl", `--root=${root}`, "enable", "on.service"])).code).toBe(0);
+      expect((await runProgram(["systemctl", `--root=${root}`, "--runtime", "enable", "rt.service"])).code).toBe(0);
+      for (const name of ["on.service", "off.service", "rt.service", "plain.service"]) {
+        const l = loadUnit(systemDirs(root), name);
+        expect(unitFileState(systemDirs(root), name, l.load === "loaded" ? l.unit : undefined)).toBe(await isEnabled(root, name));
+      }
+    }));
 
   test("no [Install] section: nothing linked, a warning like systemctl's", () =>
     withRoot(async (root) => {
