@@ -14,8 +14,8 @@ const FLAGS = {
   "public-url": s("", "base URL machines reach this server at, for hosted payload URLs (default: from each request's Host)"),
   "token-file": s("", "at first start, also write the admin token to this file (mode 0600)"),
   durability: s(
-    "process",
-    "process: an acknowledged Omaha request survives kill -9 and any server crash (WAL, synchronous=NORMAL); power: also a power loss (an fsync per group commit)",
+    "power",
+    "process: an acknowledged Omaha request survives kill -9 and any server crash; power: also a power loss (the WAL is fdatasync'ed after each group commit, before the answers)",
   ),
   "max-payload-size": { kind: "uint", default: 8 * 1024 * 1024 * 1024, description: "largest payload upload accepted, in bytes" } as FlagDef,
   debug: { kind: "bool", default: false, description: "debug logging" } as FlagDef,
@@ -84,7 +84,7 @@ export async function run(args: string[]): Promise<number> {
       fetch: (req, server) => srv.fetch(req, server.requestIP(req)?.address ?? ""),
     });
   } catch (e) {
-    srv.close();
+    await srv.close();
     process.stderr.write(`coreos update-engine serve: cannot listen on ${v.listen}: ${(e as Error).message}\n`);
     return 1;
   }
@@ -94,7 +94,7 @@ export async function run(args: string[]): Promise<number> {
     process.once("SIGTERM", resolve);
   });
   await http.stop(true);
-  srv.close();
+  await srv.close();
   l.info("stopped");
   return 0;
 }

@@ -1,6 +1,6 @@
 // Group commit: Omaha requests that arrive together are applied in one transaction and answered
-// after its single fsync. Each request gets a savepoint, so one that fails leaves nothing behind
-// and does not undo its neighbours.
+// after its commit (and, with a `sync`, after the WAL reached the disk). Each request gets a
+// savepoint, so one that fails leaves nothing behind and does not undo its neighbours.
 import type { Database } from "bun:sqlite";
 
 interface Pending {
@@ -20,6 +20,8 @@ export class Committer {
     private readonly db: Database,
     /** Called when a whole batch rolled back, so caches filled inside it are dropped. */
     private readonly onRollback: () => void = () => {},
+    /** Makes a committed batch durable (WalSync); the batch is answered when it resolves. */
+    private readonly sync: (() => Promise<void>) | null = null,
   ) {}
 
   run<T>(fn: () => T): Promise<T> {
@@ -65,10 +67,15 @@ export class Committer {
     }
     this.batches++;
     this.items += batch.length;
-    batch.forEach((p, i) => {
-      const r = results[i]!;
-      if (r.ok) p.resolve(r.v);
-      else p.reject(r.e);
+    const answer = () =>
+      batch.forEach((p, i) => {
+        const r = results[i]!;
+        if (r.ok) p.resolve(r.v);
+        else p.reject(r.e);
+      });
+    if (!this.sync) return answer();
+    this.sync().then(answer, (e: unknown) => {
+      for (const p of batch) p.reject(e);
     });
   }
 }

@@ -1,12 +1,15 @@
-// The update server's SQLite database (bun:sqlite) in the data dir, in WAL mode. The Omaha handler
-// answers only after its transaction committed (commit.ts), so what a machine was told is in the
-// WAL. How far that holds is the durability setting:
-//   "process": synchronous=NORMAL. A commit is written to the WAL file before it returns, so an
-//              acknowledged grant or event survives kill -9 and any crash of the server; the WAL
-//              is fsynced at checkpoints, so a power loss can take the last moments with it.
-//   "power":   synchronous=FULL. Every commit also fsyncs the WAL (one fsync per group commit,
-//              on the event loop): survives power loss, at a cost in checks per second.
+// The update server's SQLite database (bun:sqlite) in the data dir, in WAL mode with
+// synchronous=NORMAL: a commit is in the WAL file when it returns, and the WAL is fsynced before
+// every checkpoint, so the database is consistent after any crash. The Omaha handler answers only
+// after its transaction committed (commit.ts); how far an answer holds is the durability setting:
+//   "power":   (the default) it survives a power loss too: after each group commit the WAL is
+//              fdatasync'ed (WalSync) on a libuv thread and the batch is answered when that
+//              returns. The event loop goes on with the next batch meanwhile, which
+//              synchronous=FULL (an fsync inside COMMIT, blocking the loop) would not allow.
+//   "process": it survives kill -9 and any crash of the server; a power loss can take the last
+//              moments with it.
 import { Database } from "bun:sqlite";
+import { open, type FileHandle } from "node:fs/promises";
 
 export type Durability = "process" | "power";
 export const DURABILITIES: readonly Durability[] = ["process", "power"];
@@ -132,10 +135,10 @@ CREATE TABLE token (
 );
 `;
 
-export function openDatabase(file: string, durability: Durability = "process"): Database {
+export function openDatabase(file: string): Database {
   const db = new Database(file, { create: true, strict: true });
   db.exec("PRAGMA journal_mode = WAL");
-  db.exec(`PRAGMA synchronous = ${durability === "power" ? "FULL" : "NORMAL"}`);
+  db.exec("PRAGMA synchronous = NORMAL");
   db.exec("PRAGMA foreign_keys = ON");
   db.exec("PRAGMA busy_timeout = 5000");
   // Bigger checkpoints: fewer stalls on the hot path, the WAL stays a few MiB.
@@ -151,4 +154,22 @@ export function openDatabase(file: string, durability: Durability = "process"): 
     throw new Error(`${file}: database schema version ${v} is not ${SCHEMA_VERSION} (written by another release)`);
   }
   return db;
+}
+
+/** fdatasync of a database's WAL file, off the event loop. */
+export class WalSync {
+  private handle: FileHandle | null = null;
+
+  constructor(private readonly walPath: string) {}
+
+  async sync(): Promise<void> {
+    // The WAL file exists from the first commit on and is kept (never deleted) while the database is open.
+    this.handle ??= await open(this.walPath, "r");
+    await this.handle.datasync();
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
+    this.handle = null;
+  }
 }

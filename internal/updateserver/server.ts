@@ -8,7 +8,7 @@ import { apiApp } from "./api.ts";
 import { bearer, Tokens } from "./auth.ts";
 import { Committer } from "./commit.ts";
 import { dashboardApp } from "./dashboard.ts";
-import { openDatabase, type Durability } from "./db.ts";
+import { openDatabase, WalSync, type Durability } from "./db.ts";
 import { ApiError } from "./errors.ts";
 import { metricsText } from "./metrics.ts";
 import { handleOmaha, type OmahaCounters } from "./omaha-http.ts";
@@ -34,7 +34,7 @@ export interface UpdateServer {
   /** The token made at first start (no token existed), to be shown once; null afterwards. */
   firstToken: string | null;
   fetch(req: Request, ip: string): Response | Promise<Response>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 const OMAHA_PATHS = new Set(["/v1/update", "/v1/update/"]);
@@ -48,12 +48,18 @@ function pathOf(url: string): string {
 export function createUpdateServer(o: UpdateServerOptions): UpdateServer {
   mkdirSync(o.dataDir, { recursive: true });
   const clock = o.clock ?? Date.now;
-  const db = openDatabase(join(o.dataDir, "update-server.db"), o.durability);
+  const dbFile = join(o.dataDir, "update-server.db");
+  const db = openDatabase(dbFile);
+  const walSync = (o.durability ?? "power") === "power" ? new WalSync(`${dbFile}-wal`) : null;
   const store = new Store(db, clock);
   const tokens = new Tokens(db, clock);
   const firstToken = tokens.empty ? tokens.create("admin").token : null;
   const rollout = new Rollout(store);
-  const committer = new Committer(db, () => store.changed());
+  const committer = new Committer(
+    db,
+    () => store.changed(),
+    walSync && (() => walSync.sync()),
+  );
   const counters: OmahaCounters = { requests: 0, badRequests: 0, updateChecks: 0, updatesOffered: 0, events: 0 };
   const publicUrl = o.publicUrl?.replace(/\/+$/, "");
   // The origin the machine used (Bun builds req.url from the Host header).
@@ -98,8 +104,10 @@ export function createUpdateServer(o: UpdateServerOptions): UpdateServer {
       }
       return app.fetch(req, { ip });
     },
-    close() {
+    async close() {
       committer.drain();
+      await walSync?.sync();
+      await walSync?.close();
       db.close();
     },
   };

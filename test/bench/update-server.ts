@@ -1,13 +1,13 @@
 // Update server benchmark: Omaha update checks per second from 10,000 distinct simulated machines
 // over keep-alive connections (wrk with a generated Lua script), and the latency percentiles.
 // The server is the real process (dist/coreos, or COREOS_CMD), measured with each --durability:
-// "process" (the default: WAL, synchronous=NORMAL, survives kill -9) and "power" (an fsync per
-// group commit, survives power loss). Half the fleet runs the channel's version (noupdate), half an
+// "power" (the default: the WAL fdatasync'ed after each group commit, off the event loop) and
+// "process" (no fsync per commit; survives kill -9, not a power loss). Half the fleet runs the channel's version (noupdate), half an
 // older one, so every other check goes through the rollout policy of a group limited to 2 updates
 // per 15 minutes (the grants run out at once; the rest are OnHold refusals, each one a write).
 //
 // env: BENCH_SECONDS=10, BENCH_CONNS=64, BENCH_MACHINES=10000, BENCH_THREADS=1 (wrk threads),
-//      BENCH_DURABILITY=process,power (which modes, in order)
+//      BENCH_DURABILITY=power,process (which modes, in order)
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildRequest, COREOS_APP_ID } from "../../internal/omaha/index.ts";
@@ -18,7 +18,7 @@ const CONNS = Number(process.env.BENCH_CONNS ?? 64);
 const MACHINES = Number(process.env.BENCH_MACHINES ?? 10000);
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
 const TARGET = 5000;
-const MODES = (process.env.BENCH_DURABILITY ?? "process,power").split(",");
+const MODES = (process.env.BENCH_DURABILITY ?? "power,process").split(",");
 
 const LUA = `
 -- One pre-built request per machine; each wrk thread walks the whole fleet from its own offset.

@@ -14,7 +14,7 @@ export interface Harness {
   fetch(path: string, init?: RequestInit): Promise<Response>;
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   omaha(xml: string): Promise<{ status: number; text: string }>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** Monday 2026-11-23 10:00 UTC: inside office hours in UTC. */
@@ -45,8 +45,8 @@ export function harness(start = MONDAY_10_UTC): Harness {
       const r = await fetchIt("/v1/update/", { method: "POST", headers: { "Content-Type": "text/xml" }, body: xml });
       return { status: r.status, text: await r.text() };
     },
-    close() {
-      srv.close();
+    async close() {
+      await srv.close();
       cleanup(dir);
     },
   };
