@@ -81,12 +81,19 @@ export async function runCloudinit(o: RunOptions): Promise<number> {
     return 1;
   }
   let failure = false;
-  let userdata = "";
+  let raw: Uint8Array = new Uint8Array();
   try {
     log.info(`Fetching user-data from datasource of type "${ds.type}"`);
-    userdata = new TextDecoder().decode(gunzipIfGzip(await ds.fetchUserdata()));
+    raw = await ds.fetchUserdata();
   } catch (e) {
     log.error(`Failed fetching user-data from datasource: ${(e as Error).message}. Continuing...`);
+    failure = true;
+  }
+  let userdata = "";
+  try {
+    userdata = new TextDecoder().decode(gunzipIfGzip(raw));
+  } catch (e) {
+    log.error(`Failed decompressing user-data from datasource: ${(e as Error).message}. Continuing...`);
     failure = true;
   }
 
@@ -109,8 +116,10 @@ export async function runCloudinit(o: RunOptions): Promise<number> {
     const net = metadata.network;
     try {
       if (net?.format !== o.convertNetconf) log.warn(`The datasource "${ds.type}" has no ${o.convertNetconf} network config to convert`);
-      else networkUnits = net.format === "debian" ? debianNetworkUnits(net.text) : net.format === "vmware" ? vmwareNetworkUnits(net.values) : packetNetworkUnits(net.data);
-      log.info(`Converted the network config into ${networkUnits.length} networkd units`);
+      else {
+        networkUnits = net.format === "debian" ? debianNetworkUnits(net.text) : net.format === "vmware" ? vmwareNetworkUnits(net.values) : packetNetworkUnits(net.data);
+        log.info(`Converted the network config into ${networkUnits.length} networkd units`);
+      }
     } catch (e) {
       log.error(`Failed to setup network units: ${(e as Error).message}`);
       return 1;

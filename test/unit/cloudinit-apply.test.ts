@@ -454,6 +454,39 @@ describe("script user-data on a running host", () => {
   });
 });
 
+describe("user-data that fails to arrive whole", () => {
+  test("corrupt gzip: a failure (exit 1, or 0 with ignore-failure) that applies no user-data", async () => {
+    const dir = tempDir("cloudinit-gz-");
+    try {
+      const file = join(dir, "user-data");
+      writeFileSync(file, Buffer.concat([gzipSync(Buffer.from("#cloud-config\nhostname: x\n")).subarray(0, 12)]));
+      const m = new RecordingManager();
+      const base = {
+        sources: [fileSource(file)],
+        budgetMs: 1000,
+        validateOnly: false,
+        json: false,
+        root: join(dir, "root"),
+        offline: true,
+        convertNetconf: "" as const,
+        workspace: "/var/lib/coreos-cloudinit",
+        sshKeyName: "coreos-cloudinit",
+        manager: () => m,
+        env: {},
+        log,
+        out: () => undefined,
+      };
+      mkdirSync(base.root);
+      expect(await runCloudinit({ ...base, ignoreFailure: false })).toBe(1);
+      expect(await runCloudinit({ ...base, ignoreFailure: true })).toBe(0);
+      expect(readdirSync(base.root)).toEqual([]);
+      expect(m.calls).toEqual([]);
+    } finally {
+      cleanup(dir);
+    }
+  });
+});
+
 describe("datasources", () => {
   test("cloud-config-url on the kernel command line: either spelling, the last wins, a bare key is ignored", () => {
     expect(findCloudConfigURL("ro root=/dev/sda cloud-config-url=http://a/1 cloud_config_url=http://b/2 cloud-config-url\n")).toBe("http://b/2");
