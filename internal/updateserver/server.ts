@@ -89,6 +89,13 @@ export function createUpdateServer(o: UpdateServerOptions): UpdateServer {
     }
     await next();
   });
+  // Admin changes (a paused group, a new channel pin) are as durable as the Omaha answers.
+  if (walSync) {
+    app.use("*", async (c, next) => {
+      await next();
+      if (c.req.method !== "GET" && c.req.method !== "HEAD") await walSync.sync();
+    });
+  }
   app.route("/api", apiApp({ store, tokens, dataDir: o.dataDir, maxPayloadBytes: o.maxPayloadBytes ?? 8 * 1024 * 1024 * 1024 }));
   app.route("/dashboard", dashboardApp(store, tokens));
 
