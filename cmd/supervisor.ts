@@ -25,7 +25,8 @@ Commands:
   show [-p PROP,...] [--value] UNIT...
                       systemctl show's properties (Id, LoadState, ActiveState, SubState, Result,
                       MainPID, NRestarts, FragmentPath, UnitFileState, ...)
-  journal [-n N] UNIT a unit's captured output and the supervisor's lines about it
+  journal [-n N] [-f] UNIT
+                      a unit's captured output and the supervisor's lines about it (-f: follow)
   list                every service unit with its states
   daemon-reload       re-read unit files
   reset-failed UNIT...  forget a failed state and the start limit
@@ -42,12 +43,16 @@ interface Args {
   runtime: boolean;
   noBlock: boolean;
   value: boolean;
+  follow: boolean;
 }
+
+/** How often `journal -f` asks for new lines. */
+const FOLLOW_MS = 250;
 
 const VALUE_FLAGS = new Set(["socket", "root", "unit-dir", "target", "journal-lines", "n", "lines", "p", "property"]);
 
 function parseArgs(argv: string[]): Args | "help" {
-  const a: Args = { positionals: [], one: new Map(), unitDirs: [], runtime: false, noBlock: false, value: false };
+  const a: Args = { positionals: [], one: new Map(), unitDirs: [], runtime: false, noBlock: false, value: false, follow: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") {
@@ -62,10 +67,11 @@ function parseArgs(argv: string[]): Args | "help" {
     const eq = body.indexOf("=");
     const name = eq === -1 ? body : body.slice(0, eq);
     if (name === "h" || name === "help") return "help";
-    if (name === "runtime" || name === "no-block" || name === "value") {
+    if (name === "runtime" || name === "no-block" || name === "value" || name === "f" || name === "follow") {
       if (name === "runtime") a.runtime = true;
       else if (name === "no-block") a.noBlock = true;
-      else a.value = true;
+      else if (name === "value") a.value = true;
+      else a.follow = true;
       continue;
     }
     if (!VALUE_FLAGS.has(name)) throw new FlagError(`unknown flag ${arg}`);
@@ -219,9 +225,25 @@ export async function runSupervisor(args: string[]): Promise<number> {
       }
       case "journal": {
         if (!needUnits()) return 2;
-        const entries = await client.journalEntries(units[0]!, count(a, "n"));
         const host = hostname();
-        process.stdout.write(entries.map((e) => `${formatJournalLine(e, host)}\n`).join(""));
+        let last = 0;
+        const show = async (n?: number) => {
+          for (const e of await client.journalEntries(units[0]!, n)) {
+            if (e.seq <= last) continue;
+            process.stdout.write(`${formatJournalLine(e, host)}\n`);
+            last = e.seq;
+          }
+        };
+        await show(count(a, "n"));
+        if (!a.follow) return 0;
+        // -f: new lines as they come, until interrupted (as journalctl -f).
+        let stop = false;
+        process.once("SIGINT", () => (stop = true));
+        process.once("SIGTERM", () => (stop = true));
+        while (!stop) {
+          await Bun.sleep(FOLLOW_MS);
+          await show();
+        }
         return 0;
       }
       default: {

@@ -24,6 +24,8 @@ export function supervisorSocket(flag: string | undefined, env: Record<string, s
 export const COMMANDS = ["start", "stop", "restart", "reload", "try-restart", "reload-or-restart", "reload-or-try-restart"] as const;
 
 export interface JournalEntry {
+  /** Position in the unit's journal since the supervisor started (for following it). */
+  seq: number;
   /** Unix ms. */
   time: number;
   /** Who wrote it: the program's name, or "coreos" for the supervisor's own lines. */
@@ -74,7 +76,7 @@ const StatusSchema = v.object({
   enabled: v.optional(v.string()),
 }) satisfies v.GenericSchema<unknown, UnitStatus>;
 
-const EntrySchema = v.object({ time: v.number(), ident: v.string(), pid: v.number(), message: v.string() });
+const EntrySchema = v.object({ seq: v.number(), time: v.number(), ident: v.string(), pid: v.number(), message: v.string() });
 
 const AnswerSchema = v.union([
   v.object({ ok: v.literal(false), error: v.string(), code: v.picklist(["not-found", "masked", "bad-request", "failed", "unsupported"]) }),

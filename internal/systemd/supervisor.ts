@@ -67,6 +67,7 @@ interface UnitRuntime {
   groups: Set<number>;
   timer: ReturnType<typeof setTimeout> | null;
   journal: Ring<JournalEntry>;
+  journalSeq: number;
   events: Event[];
   stepping: boolean;
   waiters: Map<number, (r: JobResult) => void>;
@@ -473,6 +474,7 @@ export class Supervisor implements ControlHandler {
       groups: new Set(),
       timer: null,
       journal: new Ring(this.journalLines),
+      journalSeq: 0,
       events: [],
       stepping: false,
       waiters: new Map(),
@@ -639,7 +641,7 @@ export class Supervisor implements ControlHandler {
 
   /** A line of the supervisor's own in the unit's journal and the daemon log. */
   private note(rt: UnitRuntime, message: string): void {
-    rt.journal.push({ time: Date.now(), ident: "coreos", pid: process.pid, message });
+    rt.journal.push({ seq: ++rt.journalSeq, time: Date.now(), ident: "coreos", pid: process.pid, message });
     log.info(message);
   }
 
@@ -746,7 +748,7 @@ export class Supervisor implements ControlHandler {
   private async pump(rt: UnitRuntime, stream: ReadableStream<Uint8Array>, ident: string, pid: number): Promise<void> {
     const dec = new TextDecoder();
     let buf = "";
-    const emit = (line: string) => rt.journal.push({ time: Date.now(), ident, pid, message: line });
+    const emit = (line: string) => rt.journal.push({ seq: ++rt.journalSeq, time: Date.now(), ident, pid, message: line });
     try {
       for await (const chunk of stream) {
         buf += dec.decode(chunk, { stream: true });

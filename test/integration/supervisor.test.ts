@@ -136,11 +136,21 @@ describe("coreos supervisor serve + CLI", () => {
     await expect(m.runAndWait("start", "bad.service")).rejects.toThrow("Job for bad.service failed");
   });
 
-  test("restart and daemon-reload through the CLI", async () => {
+  test("restart and daemon-reload through the CLI; journal -f follows", async () => {
+    const follow = Bun.spawn([...CMD, "supervisor", "journal", "-f", "job"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, COREOS_SUPERVISOR_SOCKET: socket } });
+    let followed = "";
+    const reading = (async () => {
+      for await (const chunk of follow.stdout) followed += new TextDecoder().decode(chunk);
+    })();
     unit("job.service", `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/echo job ran again\n`);
     expect((await cli("daemon-reload")).code).toBe(0);
     expect((await cli("restart", "job")).code).toBe(0);
     expect((await cli("journal", "job", "-n", "50")).out).toContain("job ran again");
+    await until(() => followed.includes("job ran again"), "journal -f to show the new line");
+    follow.kill("SIGTERM");
+    expect(await follow.exited).toBe(0);
+    await reading;
+    expect(followed.split("\n").filter((l) => l.includes("job ran again"))).toHaveLength(1);
   });
 
   test("bad command lines are one line and exit 2", async () => {

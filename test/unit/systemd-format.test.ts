@@ -14,13 +14,13 @@ describe("format", () => {
   });
 
   test("journal lines in journalctl's short format", () => {
-    expect(formatJournalLine({ time: T, ident: "sh", pid: 42, message: "hello" }, "node1")).toBe("Nov 22 02:41:18 node1 sh[42]: hello");
+    expect(formatJournalLine({ seq: 1, time: T, ident: "sh", pid: 42, message: "hello" }, "node1")).toBe("Nov 22 02:41:18 node1 sh[42]: hello");
   });
 
   test("status of a running unit", () => {
     const text = formatStatus(
       { name: "web.service", load: "loaded", active: "active", sub: "running", description: "Web", path: "/etc/systemd/system/web.service", enabled: "enabled", mainPid: 42, since: T, restarts: 2 },
-      [{ time: T, ident: "web", pid: 42, message: "up" }],
+      [{ seq: 1, time: T, ident: "web", pid: 42, message: "up" }],
       "node1",
       T + 5000,
     );
