@@ -373,6 +373,12 @@ describe("datasources", () => {
           };
           return md[p] !== undefined ? ok(md[p]!) : new Response("not found", { status: 404 });
         }
+        // An IMDSv1-only service: no tokens, user-data missing (404 means empty, not an error).
+        if (p.startsWith("/ec2v1/")) {
+          if (req.method === "PUT") return new Response("method not allowed", { status: 405 });
+          const md: Record<string, string> = { "/ec2v1/2009-04-04/": "meta-data", "/ec2v1/2009-04-04/meta-data/hostname": "v1-host.internal" };
+          return md[p] !== undefined ? ok(md[p]!) : new Response("not found", { status: 404 });
+        }
         if (p.startsWith("/gce/")) {
           if (req.headers.get("Metadata-Flavor") !== "Google") return new Response("forbidden", { status: 403 });
           const md: Record<string, string> = {
@@ -440,6 +446,14 @@ describe("datasources", () => {
     expect(core(root)).toBe("ssh-rsa AAAAec2key my-key\nssh-rsa AAAAother other\n");
     expect(read(root, "etc/environment")).toBe("PATH=/usr/bin:/bin\nCOREOS_PUBLIC_IPV4=198.51.100.9\nCOREOS_PRIVATE_IPV4=10.0.0.9\n");
     expect(hits).toContain("PUT /ec2/latest/api/token");
+  });
+
+  test("ec2 without IMDSv2 and without user-data: the metadata hostname, nothing else", async () => {
+    const root = newRoot("ec2v1");
+    const r = await cloudinit(["--from-ec2-metadata", `${base}/ec2v1`, "--root", root]);
+    expect(r.code).toBe(0);
+    expect(read(root, "etc/hostname")).toBe("v1-host\n");
+    expect(existsSync(join(root, "home/core/.ssh"))).toBe(false);
   });
 
   test("gce: the Metadata-Flavor header, the metadata hostname when user-data has none", async () => {
