@@ -13,6 +13,7 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { dirname } from "node:path";
 import * as v from "valibot";
 import type { UnitStatus } from "./manager.ts";
+import { socketLines } from "../lines/lines.ts";
 
 export const DEFAULT_SUPERVISOR_SOCKET = "/run/coreos/supervisor.sock";
 export const SUPERVISOR_SOCKET_ENV = "COREOS_SUPERVISOR_SOCKET";
@@ -95,27 +96,6 @@ export interface ControlHandler {
   handle(req: Request): Promise<Answer>;
 }
 
-/** No request or answer comes near this; a peer sending more without a newline is cut off. */
-const MAX_LINE = 4 * 1024 * 1024;
-
-function lines(sock: Socket, onLine: (line: string) => void): void {
-  let buf = "";
-  sock.setEncoding("utf8");
-  sock.on("data", (chunk: string) => {
-    buf += chunk;
-    if (buf.length > MAX_LINE && !buf.includes("\n")) {
-      sock.destroy(new Error(`line longer than ${MAX_LINE} bytes`));
-      return;
-    }
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.trim() !== "") onLine(line);
-    }
-  });
-}
-
 function errorAnswer(e: unknown): Answer {
   if (e instanceof ControlError) return { ok: false, error: e.message, code: e.code };
   return { ok: false, error: (e as Error).message ?? String(e), code: "failed" };
@@ -161,7 +141,7 @@ export class ControlServer {
     sock.on("close", () => this.sockets.delete(sock));
     // Answers go out in request order even when a later request finishes first.
     let chain = Promise.resolve();
-    lines(sock, (line) => {
+    socketLines(sock, (line) => {
       const answer = (async (): Promise<Answer> => {
         let json: unknown;
         try {
@@ -216,7 +196,7 @@ export async function call(path: string, req: Request): Promise<Extract<Answer, 
   let line: string;
   try {
     line = await new Promise<string>((resolve, reject) => {
-      lines(sock, (l) => resolve(l));
+      socketLines(sock, (l) => resolve(l));
       sock.once("error", reject);
       sock.once("close", () => reject(new Error(`${path}: connection closed before an answer`)));
       sock.write(`${JSON.stringify(req)}\n`);

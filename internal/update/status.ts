@@ -16,6 +16,7 @@ import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { createConnection, createServer, type NetConnectOpts, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import * as v from "valibot";
+import { socketLines } from "../lines/lines.ts";
 
 export const DEFAULT_CONTROL_SOCKET = "/run/update-engine/control.sock";
 /** Read by every client and server when no flag names the socket. */
@@ -110,21 +111,6 @@ export function socketPath(flag: string | undefined, env: Record<string, string 
   return flag || env[CONTROL_SOCKET_ENV] || DEFAULT_CONTROL_SOCKET;
 }
 
-/** Splits a byte stream into lines and hands each to `onLine`. */
-function lines(sock: Socket, onLine: (line: string) => void): void {
-  let buf = "";
-  sock.setEncoding("utf8");
-  sock.on("data", (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.trim() !== "") onLine(line);
-    }
-  });
-}
-
 // --- server ---
 
 /** Serves a status given to it and publishes its changes; the update engine daemon owns one. */
@@ -207,7 +193,7 @@ export class StatusServer {
       this.sockets.delete(sock);
       this.subscribers.delete(sock);
     });
-    lines(sock, (line) => {
+    socketLines(sock, (line) => {
       let req: v.InferOutput<typeof RequestSchema>;
       try {
         const r = v.safeParse(RequestSchema, JSON.parse(line));
@@ -287,7 +273,7 @@ async function call(path: string, req: object, signal?: AbortSignal): Promise<st
   const sock = await connect(path, signal);
   try {
     return await new Promise<string>((resolve, reject) => {
-      lines(sock, (l) => resolve(l));
+      socketLines(sock, (l) => resolve(l));
       sock.once("error", reject);
       sock.once("close", () => reject(new Error(`${path}: connection closed before an answer`)));
       signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
@@ -370,7 +356,7 @@ export async function* subscribe(path: string, o: SubscribeOptions): AsyncGenera
       queue.push(x);
       wake?.();
     };
-    lines(sock, (l) => {
+    socketLines(sock, (l) => {
       const s = parseStatus(l);
       if (s) push(s);
       else o.onInvalid?.(l);
