@@ -21,6 +21,8 @@ export interface DownloadOptions {
   stateDir: string;
   onProgress?: (bytesDone: number, total: number) => void;
   signal?: AbortSignal;
+  /** Extra request headers (e.g. Authorization, so credentials need not be in the URL). */
+  headers?: Record<string, string>;
   /** Attempts in a row without progress before giving up with a transfer error (default 4). */
   retries?: number;
   /** Wait before the n-th retry is n times this (default 500 ms). */
@@ -28,7 +30,7 @@ export interface DownloadOptions {
 }
 
 export interface DownloadResult extends ApplyResult {
-  /** Payload offset this call started from (0 unless an earlier run's state was used). */
+  /** Payload offset this call started from (0 unless an earlier run's state was used; see also PayloadError.resumedFrom). */
   resumedFrom: number;
   /** HTTP requests made (more than one when a connection broke and was resumed). */
   requests: number;
@@ -75,8 +77,9 @@ export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResu
   const retries = o.retries ?? 4;
   const delay = o.retryDelayMs ?? 500;
   let requests = 0;
+  let resumedFrom = 0;
   try {
-    const resumedFrom = state.replay(applier);
+    resumedFrom = state.replay(applier);
     let failures = 0;
     while (!applier.done) {
       if (o.signal?.aborted) throw new PayloadError("aborted", "download aborted");
@@ -100,8 +103,9 @@ export async function downloadAndApply(o: DownloadOptions): Promise<DownloadResu
       await applier.settle(); // operations still in flight count too
       state.save(applier);
     } else state.clear(); // the payload itself is bad: a resume would only reproduce the failure
-    if (e instanceof PayloadError) throw e;
-    throw new PayloadError("transfer", (e as Error).message);
+    const err = e instanceof PayloadError ? e : new PayloadError("transfer", (e as Error).message);
+    err.resumedFrom = resumedFrom > 0 ? resumedFrom : null;
+    throw err;
   } finally {
     await applier.close();
     state.close();
@@ -114,8 +118,11 @@ async function fetchFrom(o: DownloadOptions, applier: Applier): Promise<void> {
   let res: Response;
   try {
     // identity: the bytes hashed must be the file's, even where a server would gzip a ".gz" on the fly
-    const headers: Record<string, string> = { "Accept-Encoding": "identity" };
-    if (from > 0) headers.Range = `bytes=${from}-`;
+    // the caller's headers cannot override these two, whatever their case
+    const headers = new Headers(o.headers);
+    headers.set("Accept-Encoding", "identity");
+    if (from > 0) headers.set("Range", `bytes=${from}-`);
+    else headers.delete("Range");
     res = await fetch(o.url, { headers, signal: o.signal, decompress: false } as RequestInit);
   } catch (e) {
     if (o.signal?.aborted) throw new PayloadError("aborted", "download aborted");

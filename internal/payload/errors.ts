@@ -38,6 +38,11 @@ export type PayloadCheck = keyof typeof CHECK_CODES;
 export class PayloadError extends Error {
   /** update_engine's ActionExitCode for this failure (2000 + status for HTTP errors). */
   readonly code: number;
+  /**
+   * Set by downloadAndApply: the payload offset the failed call had resumed from (an earlier run's
+   * state), or null when it started from the beginning (or failed before its state was read).
+   */
+  resumedFrom: number | null = null;
   constructor(
     readonly check: PayloadCheck,
     message: string,

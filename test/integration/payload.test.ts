@@ -14,6 +14,7 @@ const MiB = 1 << 20;
 interface Req {
   range: string | null;
   acceptEncoding?: string;
+  authorization?: string;
   /** Body bytes the server wrote to the socket for this request. */
   sent: number;
 }
@@ -87,7 +88,8 @@ class PayloadServer {
           c.head += new TextDecoder().decode(chunk);
           if (!c.head.includes("\r\n\r\n")) return;
           const range = /^range:\s*(.*)$/im.exec(c.head)?.[1]?.trim() ?? null;
-          const req: Req = { range, sent: 0, acceptEncoding: /^accept-encoding:\s*(.*)$/im.exec(c.head)?.[1]?.trim() };
+          const header = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "im").exec(c.head)?.[1]?.trim();
+          const req: Req = { range, sent: 0, acceptEncoding: header("accept-encoding"), authorization: header("authorization") };
           c.req = req;
           this.reqs.push(req);
           this.respond(s, req);
@@ -239,6 +241,7 @@ describe("downloadAndApply", () => {
       srv.mode = { kind: "status", status };
       const e = await refused(o, "http", 2000 + status);
       expect(e.message).toContain(String(status));
+      expect(e.resumedFrom).toBeNull();
       expect(srv.reqs.length).toBe(1);
     }
   });
@@ -335,6 +338,32 @@ describe("downloadAndApply", () => {
     expect(srv.sent).toBe(payload.length - r.resumedFrom);
     // at most the unfinished operation (1 MiB) was fetched again
     expect(first - r.resumedFrom).toBeLessThanOrEqual(MiB + 256 * 1024);
+    expect(partition(o.disk)).toEqual(Buffer.from(image));
+  });
+
+  test("a failure after a resume says where the call resumed from (PayloadError.resumedFrom)", async () => {
+    const o = job();
+    const ac = new AbortController();
+    const first = await refused({ ...o, signal: ac.signal, onProgress: (d) => d > 3.5 * MiB && ac.abort() }, "aborted", 1);
+    expect(first.resumedFrom).toBeNull();
+    srv.reqs = [];
+    const e = await refused({ ...o, publicKeyPem: otherPub }, "signature", 18);
+    expect(e.resumedFrom).toBeGreaterThan(2 * MiB);
+    expect(srv.reqs.map((q) => q.range)).toEqual([`bytes=${e.resumedFrom}-`]);
+  });
+
+  test("extra request headers go with every request (a resumed one too); Range and Accept-Encoding stay ours", async () => {
+    const o = job({ headers: { Authorization: "Basic dXNlcjpwYXNz", "accept-encoding": "gzip", range: "bytes=7-" } });
+    srv.mode = { kind: "cut", n: 2 * MiB + 4321 };
+    const r = await downloadAndApply(o);
+    expect(srv.reqs.length).toBe(2);
+    expect(srv.reqs.map((q) => [q.authorization, q.acceptEncoding])).toEqual([
+      ["Basic dXNlcjpwYXNz", "identity"],
+      ["Basic dXNlcjpwYXNz", "identity"],
+    ]);
+    expect(srv.reqs[0]!.range).toBeNull();
+    expect(srv.reqs[1]!.range).toMatch(/^bytes=\d+-$/);
+    expect(srv.reqs[1]!.range).not.toBe("bytes=7-");
     expect(partition(o.disk)).toEqual(Buffer.from(image));
   });
 
