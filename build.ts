@@ -9,6 +9,8 @@ mkdirSync(dist, { recursive: true });
 const result = await Bun.build({
   entrypoints: [join(import.meta.dir, "cmd/coreos.ts")],
   compile: { outfile: join(dist, "coreos") },
+  // one chunk per tool, loaded when its command runs: a start parses only what it uses
+  splitting: true,
   minify: { syntax: true, whitespace: true },
   sourcemap: "linked",
 });

@@ -3,7 +3,7 @@
 import { defineCommand, runMain } from "citty";
 import { dispatch, TOOLS, type Tool } from "./tools.ts";
 import pkg from "../package.json" with { type: "json" };
-import { ETCD_VERSION } from "../internal/kv/http.ts";
+import { ETCD_VERSION } from "../internal/kv/version.ts";
 
 async function run(tool: Tool, args: string[]): Promise<number> {
   switch (tool) {

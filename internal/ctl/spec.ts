@@ -1,9 +1,10 @@
 // What etcdctl v2 accepts: global flags, commands, their flags and help strings, as etcd 3.4's
 // ctlv2 declares them (the strings are what `etcdctl --help` prints).
 import type { FlagDef } from "./goflag.ts";
+import { ETCD_VERSION } from "../kv/version.ts";
 
 /** etcdctl reports the etcd release whose v2 tool it reproduces (scripts parse this). */
-export const CTL_VERSION = "3.4.23";
+export const CTL_VERSION = ETCD_VERSION;
 
 export const DEFAULT_ENDPOINTS = "http://127.0.0.1:2379,http://127.0.0.1:4001";
 

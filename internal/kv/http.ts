@@ -9,9 +9,8 @@ import { goDuration } from "./duration.ts";
 import { cleanPath } from "./paths.ts";
 import { membersApp } from "./members-http.ts";
 import { CORS, messageResponse, text } from "./respond.ts";
+import { ETCD_CLUSTER_VERSION, ETCD_VERSION } from "./version.ts";
 
-export const ETCD_VERSION = "3.4.23";
-export const ETCD_CLUSTER_VERSION = "3.4.0";
 /** Bodies past this are refused before parsing (the 1.5 MiB request limit, etcd's v3 limit). */
 export const MAX_BODY_BYTES = 1.5 * 1024 * 1024;
 

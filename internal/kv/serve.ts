@@ -1,7 +1,8 @@
 // Runs a member: opens its data, serves clients and peers, stops cleanly on SIGTERM/SIGINT.
 import { Hono } from "hono";
 import { EtcdServer } from "./server.ts";
-import { clientFetch, ETCD_CLUSTER_VERSION, ETCD_VERSION, MAX_BODY_BYTES } from "./http.ts";
+import { clientFetch, MAX_BODY_BYTES } from "./http.ts";
+import { ETCD_CLUSTER_VERSION, ETCD_VERSION } from "./version.ts";
 import { startHeapGovernor } from "./heap-governor.ts";
 import type { KvConfig, Listener } from "./config.ts";
 import { logger } from "../log/log.ts";
