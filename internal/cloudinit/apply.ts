@@ -222,9 +222,14 @@ async function applyUser(u: User, o: ApplyOptions): Promise<void> {
   }
 }
 
-/** processUnits: in list order, one daemon-reload if anything was written, then the commands. */
+/**
+ * processUnits: files, drop-ins and masks in list order; then the enables, one systemctl run per
+ * placement (a run costs tens of milliseconds, as much as everything else a unit needs); one
+ * daemon-reload if anything was written; then the commands.
+ */
 export async function processUnits(units: Unit[], m: UnitManager, log: ConsolaInstance): Promise<void> {
   const actions: { command: UnitCommand; name: string }[] = [];
+  const enables = { persistent: [] as string[], runtime: [] as string[] };
   let reload = false;
   let restartNetworkd = false;
   for (const u of units) {
@@ -253,13 +258,14 @@ export async function processUnits(units: Unit[], m: UnitManager, log: ConsolaIn
     const network = isNetworkUnit(u.name);
     if (u.enable) {
       if (network) log.info(`Skipping enable for network-like unit "${u.name}"`);
-      else {
-        await m.enable(u.name, where);
-        log.info(`Enabled unit "${u.name}"`);
-      }
+      else enables[u.runtime ? "runtime" : "persistent"].push(u.name);
     }
     if (network) restartNetworkd = true;
     else if (u.command !== "") actions.push({ command: u.command, name: u.name });
+  }
+  for (const [names, runtime] of [[enables.persistent, false], [enables.runtime, true]] as const) {
+    await m.enable(names, { runtime });
+    for (const name of names) log.info(`Enabled unit "${name}"`);
   }
   if (reload) await m.daemonReload();
   if (restartNetworkd) await m.run("restart", "systemd-networkd.service");

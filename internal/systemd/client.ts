@@ -41,9 +41,11 @@ export class SupervisorClient implements UnitManager {
   }
 
   /** The same links systemctl would make; `serve` starts what multi-user.target wants at boot. */
-  async enable(name: string, where: Placement = { runtime: false }): Promise<void> {
-    const r = enableUnitFiles(systemDirs(this.root), name, where);
-    for (const w of r.warnings) log.warn(`${name}: ${w}`);
+  async enable(names: readonly string[], where: Placement = { runtime: false }): Promise<void> {
+    for (const name of names) {
+      const r = enableUnitFiles(systemDirs(this.root), name, where);
+      for (const w of r.warnings) log.warn(`${name}: ${w}`);
+    }
   }
 
   /**

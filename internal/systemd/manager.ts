@@ -50,8 +50,11 @@ export interface UnitManager {
   /** Links the unit to /dev/null, as `systemctl mask` does. */
   mask(name: string, where: Placement): Promise<void>;
   unmask(name: string, where: Placement): Promise<void>;
-  /** Follows the unit's [Install] section, as `systemctl enable` does (`--runtime` when where.runtime). */
-  enable(name: string, where?: Placement): Promise<void>;
+  /**
+   * Follows the units' [Install] sections, as `systemctl enable` does (`--runtime` when
+   * where.runtime). Several names at once: one systemctl run serves them all.
+   */
+  enable(names: readonly string[], where?: Placement): Promise<void>;
   /** Re-reads unit files; cloud-config calls it once after writing every unit. */
   daemonReload(): Promise<void>;
   /**

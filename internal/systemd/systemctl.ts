@@ -85,15 +85,18 @@ export class SystemdManager implements UnitManager {
     unmaskUnitFile(this.fsRoot, name, where);
   }
 
-  async enable(name: string, where: Placement = { runtime: false }): Promise<void> {
+  async enable(names: readonly string[], where: Placement = { runtime: false }): Promise<void> {
+    if (names.length === 0) return;
     // An offline root on a machine without systemctl (a container building an image): the same
     // links from our own reading of [Install].
     if (this.root && !Bun.which(this.systemctl)) {
-      const r = enableUnitFiles(systemDirs(this.root), name, where);
-      for (const w of r.warnings) log.warn(`${name}: ${w}`);
+      for (const name of names) {
+        const r = enableUnitFiles(systemDirs(this.root), name, where);
+        for (const w of r.warnings) log.warn(`${name}: ${w}`);
+      }
       return;
     }
-    await this.ctl([...(where.runtime ? ["--runtime"] : []), "enable", "--force", name]);
+    await this.ctl([...(where.runtime ? ["--runtime"] : []), "enable", "--force", ...names]);
   }
 
   /** Offline: nothing has the old files loaded, so there is nothing to reload (the next boot reads them). */

@@ -39,8 +39,8 @@ class RecordingManager implements UnitManager {
   async unmask(name: string, where: Placement) {
     this.calls.push(`unmask ${name} runtime=${where.runtime}`);
   }
-  async enable(name: string, where?: Placement) {
-    this.calls.push(`enable ${name} runtime=${where?.runtime ?? false}`);
+  async enable(names: readonly string[], where?: Placement) {
+    for (const name of names) this.calls.push(`enable ${name} runtime=${where?.runtime ?? false}`);
   }
   async daemonReload() {
     this.calls.push("daemon-reload");
@@ -159,7 +159,7 @@ describe("generated files", () => {
 describe("units", () => {
   const unit = (u: Partial<Unit> & { name: string }): Unit => ({ content: "", runtime: false, enable: false, mask: false, command: "", dropIns: [], ...u });
 
-  test("in list order, one daemon-reload after every write, networkd once, then the commands in order", async () => {
+  test("files in list order, the enables batched per placement, one daemon-reload, networkd once, then the commands in order", async () => {
     const m = new RecordingManager();
     await processUnits(
       [
@@ -175,12 +175,12 @@ describe("units", () => {
     );
     expect(m.calls).toEqual([
       'write a.service runtime=false "A"',
-      "enable a.service runtime=false",
       'dropin b.service/10-x.conf runtime=true "X"',
       "unmask b.service runtime=true",
       "mask c.service runtime=false",
       'write eth0.network runtime=false "N"',
       "unmask d.timer runtime=true",
+      "enable a.service runtime=false",
       "enable d.timer runtime=true",
       "daemon-reload",
       "restart systemd-networkd.service",

@@ -64,13 +64,13 @@ describe("systemd back end, offline root (real systemctl --root)", () => {
     withRoot(async (root) => {
       const m = new SystemdManager({ root });
       await m.writeUnit("foo.service", UNIT, { runtime: false });
-      await m.enable("foo.service");
+      await m.enable(["foo.service"]);
       expect(readlinkSync(join(root, "etc/systemd/system/multi-user.target.wants/foo.service"))).toBe("/etc/systemd/system/foo.service");
       expect(await isEnabled(root, "foo.service")).toBe("enabled");
       await m.writeUnit("rt.service", UNIT, { runtime: true });
-      await m.enable("rt.service", { runtime: true });
+      await m.enable(["rt.service"], { runtime: true });
       expect(readlinkSync(join(root, "run/systemd/system/multi-user.target.wants/rt.service"))).toBe("/run/systemd/system/rt.service");
-      await expect(m.enable("missing.service")).rejects.toThrow("systemctl");
+      await expect(m.enable(["missing.service"])).rejects.toThrow("systemctl");
     }));
 
   test("mask replaces the unit file with a link to /dev/null (systemctl says masked); unmask removes only a mask", () =>
@@ -106,7 +106,7 @@ describe("systemd back end, offline root (real systemctl --root)", () => {
     withRoot(async (root) => {
       const m = new SystemdManager({ root, systemctl: "/nonexistent/systemctl" });
       await m.writeUnit("foo.service", UNIT, { runtime: false });
-      await m.enable("foo.service");
+      await m.enable(["foo.service"]);
       expect(readlinkSync(join(root, "etc/systemd/system/multi-user.target.wants/foo.service"))).toBe("/etc/systemd/system/foo.service");
     }));
 });
@@ -204,7 +204,7 @@ describe("systemd back end, running system (stand-in systemctl)", () => {
       const m = new SystemdManager({ systemctl: fake });
       await m.daemonReload();
       await m.run("start", "foo.service");
-      await m.enable("foo.service", { runtime: true });
+      await m.enable(["foo.service"], { runtime: true });
       expect(await m.status("foo.service")).toEqual({
         name: "foo.service", load: "loaded", active: "active", sub: "running", result: "success", mainPid: 42, restarts: 2, description: "Foo daemon", path: "/etc/systemd/system/foo.service", enabled: "enabled",
       });
