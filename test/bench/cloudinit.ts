@@ -110,7 +110,7 @@ try {
   console.log(
     `  the 20 users alone (20 useradd processes, plus the same binary start): ${f(usersMs)} wall, ${f(median(users.cpu))} CPU = ${((100 * usersMs) / applyMs).toFixed(0)}% of the apply${usersMs > applyMs / 2 ? " -- the useradd runs dominate" : ""}`,
   );
-  console.log(`  the 50 units alone (written, then enabled by one `systemctl --root enable` run, plus the binary start): ${f(median(units.wall))} wall, ${f(median(units.cpu))} CPU`);
+  console.log(`  the 50 units alone (written, then enabled by one \`systemctl --root enable\` run, plus the binary start): ${f(median(units.wall))} wall, ${f(median(units.cpu))} CPU`);
 
   for (let i = 0; i < 3; i++) await timeRun([BIN, "--version"]);
   const starts: number[] = [];
