@@ -141,7 +141,7 @@ export class Applier {
   private phase: Phase = "header";
   private need = HEADER_SIZE;
   private have = 0;
-  private buf = new Uint8Array(HEADER_SIZE);
+  private buf: Uint8Array = new Uint8Array(HEADER_SIZE);
   private readonly finishedOps: boolean[] = [];
   /**
    * When the partition operations write the partition front to back (every full payload does),
@@ -149,6 +149,8 @@ export class Applier {
    * pass at the end.
    */
   private readBackHash?: { hash: Hash; bytes: number };
+  /** Reused for the read-back (a fresh array per operation costs page faults). */
+  private readBuf = new Uint8Array(0);
   private failure?: PayloadError;
   private readonly runner: OpRunner;
   private readonly fileHash = createHash("sha256");
@@ -186,12 +188,12 @@ export class Applier {
 
   /** Resolves when no operation is in flight (whether they succeeded or not). */
   settle(): Promise<void> {
-    return this.runner.below(1);
+    return this.runner.idle();
   }
 
   /** Backpressure: resolves when the workers can take more (rejects with an operation's failure). */
   async drain(): Promise<void> {
-    await this.runner.below(this.runner.capacity);
+    await this.runner.ready();
     if (this.failure) throw this.failure;
   }
 
@@ -228,7 +230,8 @@ export class Applier {
     for (const e of p.op.dstExtents) {
       const bytes = Math.min(e.numBlocks * this.blockSize, size - hashed);
       if (bytes <= 0) break;
-      const buf = new Uint8Array(bytes);
+      if (this.readBuf.length < bytes) this.readBuf = new Uint8Array(bytes);
+      const buf = this.readBuf.subarray(0, bytes);
       readAll(d.fd, buf, d.offset + (e.startBlock as number) * this.blockSize);
       hash.update(buf);
       hashed += bytes;
@@ -286,7 +289,7 @@ export class Applier {
   private expect(n: number): void {
     this.need = n;
     this.have = 0;
-    if (this.buf.length < n) this.buf = new Uint8Array(n);
+    if (this.buf.length < n) this.buf = this.runner.spare(n) ?? new Uint8Array(n);
   }
 
   private complete(item: Uint8Array): void {
@@ -417,11 +420,11 @@ export class Applier {
 
   /**
    * A blob the worker can own: it is moved there, and a view would drag its whole buffer along.
-   * The assembly buffer itself is handed over when the blob fills it (a fresh one is made for the
-   * next blob); a view into the caller's chunk is copied.
+   * The assembly buffer itself is handed over (the next blob gets one the workers gave back, or a
+   * fresh one); a view into the caller's chunk is copied.
    */
   private own(blob: Uint8Array): Uint8Array {
-    if (blob.buffer === this.buf.buffer && blob.byteOffset === 0 && blob.length === this.buf.length) {
+    if (blob.buffer === this.buf.buffer) {
       this.buf = new Uint8Array(0);
       return blob;
     }

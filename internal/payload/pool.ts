@@ -22,7 +22,12 @@ const env = {
   scratch: { buf: new Uint8Array(0) },
   zeros: new Uint8Array(1 << 20),
 };
-self.onmessage = (e) => postMessage(executeOp(e.data, env));
+// the blob's buffer goes back (moved, not copied) to be the main thread's next receive buffer
+self.onmessage = (e) => {
+  const out = executeOp(e.data, env);
+  const buffer = e.data.blob.buffer;
+  postMessage({ ...out, buffer }, [buffer]);
+};
 `;
 
 let workerUrl: string | undefined;
@@ -30,49 +35,64 @@ let workerUrl: string | undefined;
 /** Threads used by default: one per core (the main thread mostly waits on the network and hashes). */
 export const DEFAULT_THREADS = Math.max(1, Math.min(4, availableParallelism()));
 
-/** Jobs queued per worker: enough to keep it busy while the next blob arrives, little memory. */
-const QUEUE_PER_WORKER = 2;
+/** Jobs a worker holds at once: the next one is there when it finishes, without a round trip. */
+const PER_WORKER = 2;
+/**
+ * Blob bytes waiting or in work before the download is held back. bunzip2 of a text chunk takes
+ * a hundred times longer than a REPLACE of random data, so a deep queue lets the download (and
+ * the other worker) run on past such a chunk instead of stalling behind it.
+ */
+const BUDGET_BYTES = 16 << 20;
+/** Returned blob buffers kept for reuse as receive buffers (a fresh 1 MiB array costs page faults). */
+const SPARES = 4;
+
+/** An outcome as the workers send it: with the job's blob buffer handed back. */
+type Returned = OpOutcome & { buffer?: ArrayBuffer };
 
 export class OpRunner {
   private readonly workers: Worker[] = [];
-  private readonly queued: number[] = [];
+  /** Jobs each worker holds. */
+  private readonly held: number[] = [];
+  private readonly queue: OpJob[] = [];
+  private readonly spares: ArrayBuffer[] = [];
   private inline?: OpEnv;
   private pending = 0;
+  /** Blob bytes of the jobs in flight, and each one's share by operation index. */
+  private pendingBytes = 0;
+  private readonly sizes = new Map<number, number>();
   private waiters: (() => void)[] = [];
-  readonly capacity: number;
 
   constructor(
     threads: number,
     private readonly onDone: (o: OpOutcome) => void,
   ) {
-    if (threads > 0) {
-      workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
-      for (let i = 0; i < threads; i++) {
-        const w = new Worker(workerUrl);
-        w.onmessage = (e: MessageEvent<OpOutcome>) => {
-          this.queued[i]!--;
-          this.finished(e.data);
-        };
-        w.onerror = (e) => {
-          // its queued jobs will never answer: count them all as failed
-          const lost = this.queued[i]!;
-          this.queued[i] = 0;
-          this.pending -= Math.max(0, lost - 1);
-          this.finished({ index: -1, error: { check: "operation", message: `apply worker failed: ${e.message}` } });
-        };
-        this.workers.push(w);
-        this.queued.push(0);
-      }
+    if (threads <= 0) return;
+    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(workerUrl);
+      w.onmessage = (e: MessageEvent<Returned>) => {
+        this.held[i]!--;
+        const { buffer, ...out } = e.data;
+        if (buffer) this.recycle(buffer);
+        this.finished(out as OpOutcome);
+        this.pump();
+      };
+      w.onerror = (e) => {
+        // the jobs it held will never answer: count them all as failed
+        const lost = this.held[i]!;
+        this.held[i] = 0;
+        this.pending -= Math.max(0, lost - 1);
+        this.finished({ index: -1, error: { check: "operation", message: `apply worker failed: ${e.message}` } });
+      };
+      this.workers.push(w);
+      this.held.push(0);
     }
-    this.capacity = Math.max(1, this.workers.length) * QUEUE_PER_WORKER;
-  }
-
-  get inFlight(): number {
-    return this.pending;
   }
 
   run(job: OpJob): void {
     this.pending++;
+    this.pendingBytes += job.blob.length;
+    this.sizes.set(job.index, job.blob.length);
     if (this.workers.length === 0) {
       this.inline ??= {
         sha256: (b) => createHash("sha256").update(b).digest(),
@@ -82,26 +102,58 @@ export class OpRunner {
         zeros: new Uint8Array(1 << 20),
       };
       const out = executeOp(job, this.inline);
+      this.recycle(job.blob.buffer as ArrayBuffer);
       queueMicrotask(() => this.finished(out));
       return;
     }
-    let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.queued[i]! < this.queued[best]!) best = i;
-    this.queued[best]!++;
-    this.workers[best]!.postMessage(job, [job.blob.buffer as ArrayBuffer]);
+    this.queue.push(job);
+    this.pump();
+  }
+
+  /** Hands queued jobs to the workers that hold fewest, up to PER_WORKER each. */
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let best = 0;
+      for (let i = 1; i < this.workers.length; i++) if (this.held[i]! < this.held[best]!) best = i;
+      if (this.held[best]! >= PER_WORKER) return;
+      const job = this.queue.shift()!;
+      this.held[best]!++;
+      this.workers[best]!.postMessage(job, [job.blob.buffer as ArrayBuffer]);
+    }
+  }
+
+  /** A receive buffer of at least `n` bytes from the returned ones, if one is there. */
+  spare(n: number): Uint8Array | undefined {
+    const i = this.spares.findIndex((b) => b.byteLength >= n);
+    return i < 0 ? undefined : new Uint8Array(this.spares.splice(i, 1)[0]!);
+  }
+
+  private recycle(buffer: ArrayBuffer): void {
+    if (buffer.byteLength > 0 && this.spares.length < SPARES) this.spares.push(buffer);
   }
 
   private finished(o: OpOutcome): void {
     this.pending = Math.max(0, this.pending - 1);
+    this.pendingBytes -= this.sizes.get(o.index) ?? 0;
+    this.sizes.delete(o.index);
+    if (this.pending === 0) {
+      this.pendingBytes = 0; // a worker's crash loses its jobs' outcomes: nothing is in flight now
+      this.sizes.clear();
+    }
     this.onDone(o);
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
   }
 
-  /** Resolves once fewer than `limit` jobs are in flight. */
-  async below(limit: number): Promise<void> {
-    while (this.pending >= limit && this.pending > 0) await new Promise<void>((r) => this.waiters.push(r));
+  /** Resolves when no job is in flight (whether they succeeded or not). */
+  async idle(): Promise<void> {
+    while (this.pending > 0) await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  /** Backpressure: resolves once the jobs in flight hold less than the byte budget. */
+  async ready(): Promise<void> {
+    while (this.pending > 0 && this.pendingBytes >= BUDGET_BYTES) await new Promise<void>((r) => this.waiters.push(r));
   }
 
   close(): void {

@@ -13,7 +13,7 @@
 import { randomFillSync } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { b64, buildPayload } from "../../internal/payload/index.ts";
 import { BIN } from "../helpers/procs.ts";
@@ -138,7 +138,9 @@ async function main(): Promise<void> {
     console.log(`sha256sum of the payload      ${sha.toFixed(0).padStart(6)} MB/s`);
     console.log(`dd conv=fdatasync, same size  ${dd.toFixed(0).padStart(6)} MB/s`);
     console.log(`ratio ours / slower raw limit ${ratio.toFixed(2).padStart(6)}   (target >= 0.80)${ratio >= 0.8 ? "" : "  !"}`);
-    console.log(`cpu seconds: ours ${cpu("ours").toFixed(2)} (all threads), sha256sum ${cpu("sha").toFixed(2)}; load average at the end ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
+    const perMiB = (k: "ours" | "sha") => ((cpu(k) * 1000) / (size / MiB)).toFixed(1);
+    console.log(`cpu seconds: ours ${cpu("ours").toFixed(2)} (all threads), sha256sum ${cpu("sha").toFixed(2)}; cpu ms per MiB of payload: ours ${perMiB("ours")}, sha256sum ${perMiB("sha")}`);
+    console.log(`load average at the end ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")} (${availableParallelism()} cpus): wall figures on a busy machine are only comparable within one run`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
