@@ -9,7 +9,7 @@ import { log, logger } from "../../internal/log/log.ts";
 import { downloadAndApply } from "../../internal/payload/index.ts";
 import { ConfigError, defaultPaths, loadHostConfig } from "../../internal/update/conf.ts";
 import { Engine, type UsrSelector } from "../../internal/update/engine.ts";
-import { seededRand } from "../../internal/update/schedule.ts";
+import { seededRand } from "../../internal/random/random.ts";
 import { socketPath, StatusServer } from "../../internal/update/status.ts";
 
 const s = (d: string, description: string): FlagDef => ({ kind: "string", default: d, description });

@@ -22,6 +22,7 @@ import {
   type RequestParams,
   type UpdateOffer,
 } from "../omaha/index.ts";
+import type { Rand } from "../random/random.ts";
 import { PRODUCTION_SERVER, type HostConfig, type Paths } from "./conf.ts";
 import { INITIAL, NEED_REBOOT_AT_START, operation, statusOf, step, type Effect, type Input, type MachineConfig, type MachineState } from "./machine.ts";
 import { Pref, Prefs } from "./prefs.ts";
@@ -34,7 +35,6 @@ import {
   shouldBackoff,
   type NextCheck,
   type PayloadBackoff,
-  type Rand,
 } from "./schedule.ts";
 import type { Status } from "./status.ts";
 

@@ -2,20 +2,7 @@
 // exponential backoff on HTTP 500/503, and the per-payload download backoff. Pure: the random
 // source is passed in (seeded in tests), times are plain numbers in seconds.
 
-/** A random float in [0, 1). */
-export type Rand = () => number;
-
-/** A small seeded PRNG (mulberry32) so schedules are reproducible in tests. */
-export function seededRand(seed: number): Rand {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import type { Rand } from "../random/random.ts";
 
 /** update_engine's FuzzInt(v, r): a uniform integer in [v - r/2, v + r - r/2] (integer halves). */
 export function fuzzInt(value: number, range: number, rand: Rand): number {

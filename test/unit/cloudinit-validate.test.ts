@@ -9,6 +9,7 @@ import { fileSource } from "../../internal/cloudinit/datasource.ts";
 import { runCloudinit } from "../../internal/cloudinit/run.ts";
 import { classify, formatEntry, isRequestURI, validate } from "../../internal/cloudinit/validate.ts";
 import { logger } from "../../internal/log/log.ts";
+import { seededRand } from "../../internal/random/random.ts";
 import type { UnitManager } from "../../internal/systemd/manager.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
 
@@ -203,18 +204,6 @@ describe("rules", () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing mutation can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const TOKENS = [": ", "- ", "  ", "\n", "[", "]", "{", "}", '"', "'", "!!binary ", "&a ", "*a", "0644", "yes", "1.5", "~", "#", "|", ">", "\t", "\\$", "$private_ipv4", "encoding: gzip", "path: /usr/x", "\u00ff"];
 
 function mutate(text: string, rnd: () => number): string {
@@ -264,7 +253,7 @@ const refusing = new Proxy({} as UnitManager, {
 describe("fuzz", () => {
   test("250 seeded mutations of valid configs: the validator and the reader never crash", () => {
     const bases = [EXAMPLE, ...readdirSync(FIXTURES).filter((f) => f.endsWith(".yml") && f !== "example.yml").map((f) => readFileSync(join(FIXTURES, f), "utf8"))];
-    const rnd = prng(0xc10d);
+    const rnd = seededRand(0xc10d);
     for (let i = 0; i < 250; i++) {
       const text = mutate(bases[i % bases.length]!, rnd);
       let entries;
@@ -289,7 +278,7 @@ describe("fuzz", () => {
   }, 60_000);
 
   test("validate mode over mutated configs writes nothing and touches no unit", async () => {
-    const rnd = prng(7);
+    const rnd = seededRand(7);
     const dir = tempDir("cloudinit-fuzz-");
     const root = join(dir, "root");
     try {

@@ -6,20 +6,10 @@ import { describe, expect, test } from "bun:test";
 import { EtcdError } from "../../internal/kv/errors.ts";
 import { Store } from "../../internal/kv/store.ts";
 import type { Command, StoreEvent } from "../../internal/kv/types.ts";
+import { seededRand } from "../../internal/random/random.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 type Cmd = Exclude<Command, { op: "sync" }>;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A history event as the snapshot stores it. */
 interface Ev {
@@ -86,7 +76,7 @@ interface WatchRec {
 }
 
 function runSeed(seed: number, steps: number): void {
-  const r = mulberry32(seed);
+  const r = seededRand(seed);
   const pick = <T,>(xs: T[]): T => xs[Math.floor(r() * xs.length)]!;
   const s = new Store();
   let now = T0;
@@ -208,7 +198,7 @@ function runSeed(seed: number, steps: number): void {
 
 /** Watch deliveries need the microtasks of history replays to run, so the check is async. */
 async function runSeedWithWatches(seed: number, steps: number): Promise<void> {
-  const r = mulberry32(seed ^ 0x5eed);
+  const r = seededRand(seed ^ 0x5eed);
   const s = new Store();
   let now = T0;
   const watches: WatchRec[] = [];

@@ -9,7 +9,7 @@ import { initDisk, LAYOUTS, readDisk } from "../../internal/gpt/index.ts";
 import { buildResponse, ErrorFlag, parseRequest, type ParsedApp } from "../../internal/omaha/index.ts";
 import { defaultPaths, type HostConfig } from "../../internal/update/conf.ts";
 import { Engine, type InstallRequest } from "../../internal/update/engine.ts";
-import { seededRand } from "../../internal/update/schedule.ts";
+import { seededRand } from "../../internal/random/random.ts";
 import type { Status } from "../../internal/update/status.ts";
 import { createConsola } from "consola";
 import { cleanup, tempDir } from "../helpers/procs.ts";

@@ -1,7 +1,8 @@
 // Scheduling (§2.4) with a seeded PRNG: FuzzInt's bounds, first and periodic checks, PollInterval,
 // the 500/503 backoff doubling to 4 h, and the per-payload URL/backoff bookkeeping.
 import { describe, expect, test } from "bun:test";
-import { afterFailure, afterSuccess, DAY, firstCheck, forResponse, fuzzInt, nextCheck, NO_BACKOFF, seededRand, shouldBackoff, type PayloadBackoff } from "../../internal/update/schedule.ts";
+import { afterFailure, afterSuccess, DAY, firstCheck, forResponse, fuzzInt, nextCheck, NO_BACKOFF, shouldBackoff, type PayloadBackoff } from "../../internal/update/schedule.ts";
+import { seededRand } from "../../internal/random/random.ts";
 
 describe("jitter", () => {
   test.each([
