@@ -1,6 +1,8 @@
-// Newline-delimited messages over a stream socket: the framing of every control socket coreos
-// serves (the update engine's, the supervisor's).
-import type { Socket } from "node:net";
+// Newline-delimited messages over a stream socket: the framing and the socket file of every
+// control socket coreos serves (the update engine's, the supervisor's).
+import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { dirname } from "node:path";
 
 /** No request or answer comes near this; a peer sending more without a newline is cut off. */
 export const MAX_LINE = 4 * 1024 * 1024;
@@ -21,5 +23,39 @@ export function socketLines(sock: Socket, onLine: (line: string) => void): void 
       buf = buf.slice(nl + 1);
       if (line.trim() !== "") onLine(line);
     }
+  });
+}
+
+/**
+ * Listens on a Unix socket file that only root (its owner) may use, since every request there acts
+ * on the host. A stale file is replaced; a live one (another `owner` answers) is an error.
+ */
+export async function listenControlSocket(path: string, owner: string, onConnection: (sock: Socket) => void): Promise<Server> {
+  mkdirSync(dirname(path), { recursive: true });
+  if (existsSync(path)) {
+    if (await answers(path)) throw new Error(`${path}: another ${owner} is serving this socket`);
+    rmSync(path, { force: true });
+  }
+  const server = createServer(onConnection);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  return server;
+}
+
+/** Whether a server accepts on `path`; a hung one counts as gone after a second. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection(path);
+    const done = (live: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(live);
+    };
+    const timer = setTimeout(() => done(false), 1000);
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
   });
 }

@@ -8,12 +8,11 @@
 //   {"method":"daemon-reload"}                             -> {"ok":true}
 //   {"method":"reset-failed","unit":"x.service"}           -> {"ok":true}
 // A failure is {"ok":false,"error":"one line","code":"not-found"|"masked"|"bad-request"|"failed"}.
-import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { dirname } from "node:path";
+import { rmSync } from "node:fs";
+import { createConnection, type Server, type Socket } from "node:net";
 import * as v from "valibot";
 import type { UnitStatus } from "./manager.ts";
-import { socketLines } from "../lines/lines.ts";
+import { listenControlSocket, socketLines } from "../lines/lines.ts";
 
 export const DEFAULT_SUPERVISOR_SOCKET = "/run/coreos/supervisor.sock";
 export const SUPERVISOR_SOCKET_ENV = "COREOS_SUPERVISOR_SOCKET";
@@ -112,19 +111,7 @@ export class ControlServer {
 
   /** Listens; a stale socket file is replaced, a live one (another supervisor answers) is an error. */
   async start(): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true });
-    if (existsSync(this.path)) {
-      if (await answers(this.path)) throw new Error(`${this.path}: another supervisor is serving this socket`);
-      rmSync(this.path, { force: true });
-    }
-    const server = createServer((sock) => this.accept(sock));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.path, () => resolve());
-    });
-    // Starting and stopping units is root's business, as systemctl's is.
-    chmodSync(this.path, 0o600);
-    this.server = server;
+    this.server = await listenControlSocket(this.path, "supervisor", (sock) => this.accept(sock));
   }
 
   async close(): Promise<void> {
@@ -171,15 +158,6 @@ function connect(path: string): Promise<Socket> {
     sock.once("connect", () => resolve(sock));
     sock.once("error", reject);
   });
-}
-
-async function answers(path: string): Promise<boolean> {
-  try {
-    (await connect(path)).destroy();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The supervisor is not there to ask. */

@@ -12,11 +12,10 @@
 //   {"method":"ResetStatus"}                -> {"ok":true}, or {"error":"…"} when the engine refuses (D-Bus ResetStatus)
 // Anything else gets {"error":"…"} and the connection stays open. The engine may also serve the same
 // protocol on a TCP address; clients name it "tcp://HOST:PORT" wherever a socket path goes.
-import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createConnection, createServer, type NetConnectOpts, type Server, type Socket } from "node:net";
-import { dirname } from "node:path";
 import * as v from "valibot";
-import { socketLines } from "../lines/lines.ts";
+import { listenControlSocket, socketLines } from "../lines/lines.ts";
 
 export const DEFAULT_CONTROL_SOCKET = "/run/update-engine/control.sock";
 /** Read by every client and server when no flag names the socket. */
@@ -135,19 +134,7 @@ export class StatusServer {
 
   /** Listens; a stale socket file is replaced, a live one (another server answers) is an error. */
   async start(): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true });
-    if (existsSync(this.path)) {
-      if (await answers(this.path)) throw new Error(`${this.path}: another update engine is serving this socket`);
-      rmSync(this.path, { force: true });
-    }
-    const server = createServer((sock) => this.accept(sock));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.path, () => resolve());
-    });
-    // Only root may change what locksmithd believes about updates.
-    chmodSync(this.path, 0o600);
-    this.server = server;
+    this.server = await listenControlSocket(this.path, "update engine", (sock) => this.accept(sock));
   }
 
   /** Serves the same protocol on a TCP address too (for tests and hosts without a shared /run); returns the bound port. */
@@ -257,15 +244,6 @@ function connect(path: string, signal?: AbortSignal): Promise<Socket> {
       reject(e);
     });
   });
-}
-
-async function answers(path: string): Promise<boolean> {
-  try {
-    (await connect(path, AbortSignal.timeout(1000))).destroy();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** One request, its first answer line. */
