@@ -1,5 +1,7 @@
 // coreos update-engine: the verbs of the update system, one file each under cmd/update-engine/.
 // `update_engine` is `daemon`, `update_engine_client` is `client`.
+import { pickCommand } from "./subcommand.ts";
+
 const VERBS = {
   daemon: "the update engine daemon (update_engine)",
   client: "talk to the daemon: status, check, update, watch, reset (update_engine_client)",
@@ -18,17 +20,10 @@ function help(): string {
 }
 
 export async function runUpdateEngine(args: string[]): Promise<number> {
-  const [verb, ...rest] = args;
-  if (verb === undefined || verb === "--help" || verb === "-h" || verb === "help") {
-    process.stdout.write(help());
-    return verb === undefined ? 2 : 0;
-  }
-  if (!(verb in VERBS)) {
-    process.stderr.write(`coreos update-engine: unknown verb "${verb}" (try: coreos update-engine --help)\n`);
-    return 2;
-  }
-  const mod = await load(verb as Verb);
-  return mod.run(rest);
+  const picked = pickCommand(args, VERBS, { name: "coreos update-engine", help, word: "verb" });
+  if ("exit" in picked) return picked.exit;
+  const mod = await load(picked.cmd);
+  return mod.run(picked.rest);
 }
 
 // Static import paths so `bun build --compile` bundles every verb.

@@ -25,6 +25,7 @@ import {
 } from "../../internal/gpt/index.ts";
 import { typeName } from "../../internal/gpt/guid.ts";
 import { entriesSectors } from "../../internal/gpt/codec.ts";
+import { pickCommand } from "../subcommand.ts";
 
 const ENV_PREFIX = "COREOS_DISK";
 const u = (description: string): FlagDef => ({ kind: "uint", default: 0, description });
@@ -298,17 +299,11 @@ async function runCommand(cmd: Command, args: string[]): Promise<number> {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const [cmd, ...rest] = args;
-  if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
-    process.stdout.write(help());
-    return cmd === undefined ? 2 : 0;
-  }
-  if (!(cmd in COMMANDS)) {
-    process.stderr.write(`coreos update-engine disk: unknown command "${cmd}" (try: coreos update-engine disk --help)\n`);
-    return 2;
-  }
+  const picked = pickCommand(args, COMMANDS, { name: "coreos update-engine disk", help });
+  if ("exit" in picked) return picked.exit;
+  const { cmd, rest } = picked;
   try {
-    return await runCommand(cmd as Command, rest);
+    return await runCommand(cmd, rest);
   } catch (e) {
     if (e instanceof FlagError) {
       process.stderr.write(`coreos update-engine disk ${cmd}: ${e.message}\n`);
