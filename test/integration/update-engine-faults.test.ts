@@ -4,11 +4,9 @@
 // right error event (code | TestOmahaUrlFlag, since the server is not the production one) reached
 // the server. HTTP 500/503 back off: the daemon's scheduled checks double their interval.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { partitionRange, readDisk } from "../../internal/gpt/index.ts";
-import { buildPayload } from "../../internal/payload/index.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
 import {
   attrs,
@@ -19,6 +17,7 @@ import {
   makeRoot,
   OmahaServer,
   parseStatusBlock,
+  payloadOf,
   startDaemon,
   TEST_URL_FLAG,
   until,
@@ -142,18 +141,7 @@ describe("kill -9 during the download", () => {
       // Four 1 MiB operations of random data: resume points at each MiB.
       const image = new Uint8Array(4 * 1024 * 1024);
       for (let i = 0; i < image.length; i += 65536) crypto.getRandomValues(image.subarray(i, i + 65536));
-      writeFileSync(join(dir, "big.img"), image);
-      const file = join(dir, "big.gz");
-      await buildPayload({ imagePath: join(dir, "big.img"), privateKeyPem: keys.privatePem, outPath: file });
-      const bytes = new Uint8Array(readFileSync(file));
-      const big: BuiltPayload = {
-        file,
-        bytes,
-        size: bytes.length,
-        sha256: createHash("sha256").update(bytes).digest("base64"),
-        sha1: createHash("sha1").update(bytes).digest("base64"),
-        image,
-      };
+      const big = await payloadOf(dir, keys.privatePem, "big", image);
       srv.reply = { kind: "update", version: "3.0.0", payload: big };
       srv.payloadMode = "slow";
       const table = attrs(disk3);

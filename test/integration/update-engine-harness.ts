@@ -74,11 +74,16 @@ export interface BuiltPayload {
 }
 
 /** A USR image of some compressible and some random MiB, and its signed full payload. */
-export async function makePayload(dir: string, privatePem: string, name = "payload", kernel?: Uint8Array): Promise<BuiltPayload> {
+export function makePayload(dir: string, privatePem: string, name = "payload", kernel?: Uint8Array): Promise<BuiltPayload> {
   const image = new Uint8Array(3 * 512 * 1024);
   image.fill(7, 0, 512 * 1024);
   crypto.getRandomValues(image.subarray(512 * 1024, 1024 * 1024));
   image.set(new TextEncoder().encode(`usr-b ${name} `.repeat(20000)).subarray(0, 512 * 1024), 1024 * 1024);
+  return payloadOf(dir, privatePem, name, image, kernel);
+}
+
+/** The signed full payload of the given USR image (kept as dir/NAME.img, the payload as dir/NAME.gz). */
+export async function payloadOf(dir: string, privatePem: string, name: string, image: Uint8Array, kernel?: Uint8Array): Promise<BuiltPayload> {
   const imagePath = join(dir, `${name}.img`);
   writeFileSync(imagePath, image);
   const file = join(dir, `${name}.gz`);
