@@ -93,6 +93,12 @@ export async function waitReady(
   throw new Error(`server at ${url} not ready after ${ms} ms`);
 }
 
+/** Ends a process and waits for its exit: SIGTERM lets it shut down, SIGKILL is a crash. */
+export async function endProc(proc: Subprocess, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
+  proc.kill(signal);
+  await proc.exited;
+}
+
 /** The handle of a started member process. */
 export function serverFor(proc: Subprocess, m: { name: string; dataDir: string; peerPort: number; url: string }): Server {
   return {
@@ -101,14 +107,8 @@ export function serverFor(proc: Subprocess, m: { name: string; dataDir: string; 
     peerUrl: `http://127.0.0.1:${m.peerPort}`,
     dataDir: m.dataDir,
     name: m.name,
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    },
-    async kill() {
-      proc.kill("SIGKILL");
-      await proc.exited;
-    },
+    stop: () => endProc(proc),
+    kill: () => endProc(proc, "SIGKILL"),
   };
 }
 

@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { buildRequest, COREOS_APP_ID, interpretCheckReply, type OmahaEvent, type RequestBody } from "../../internal/omaha/index.ts";
-import { BIN, freePort, waitReady } from "../helpers/procs.ts";
+import { BIN, endProc, freePort, waitReady } from "../helpers/procs.ts";
 
 export const OLD = "4152.2.0";
 export const NEW = "4230.2.0";
@@ -143,14 +143,8 @@ export async function startServer(dataDir: string, port = freePort(), extraArgs:
     dataDir,
     token,
     proc,
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    },
-    async kill9() {
-      proc.kill("SIGKILL");
-      await proc.exited;
-    },
+    stop: () => endProc(proc),
+    kill9: () => endProc(proc, "SIGKILL"),
   };
 }
 
