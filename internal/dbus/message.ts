@@ -7,8 +7,20 @@ export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
 export const Flag = { NoReplyExpected: 1, NoAutoStart: 2 } as const;
 
-const Field = { Path: 1, Interface: 2, Member: 3, ErrorName: 4, ReplySerial: 5, Destination: 6, Sender: 7, Signature: 8, UnixFds: 9 } as const;
-const FIELD_SIG: Record<number, string> = { 1: "o", 2: "s", 3: "s", 4: "s", 5: "u", 6: "s", 7: "s", 8: "g", 9: "u" };
+type FieldKey = "path" | "interface" | "member" | "errorName" | "replySerial" | "destination" | "sender" | "signature";
+
+/** The header fields by code: the type each travels as and the Message property it fills (unix fds: none, they are refused). */
+const FIELDS: Record<number, { sig: string; key: FieldKey | null }> = {
+  1: { sig: "o", key: "path" },
+  2: { sig: "s", key: "interface" },
+  3: { sig: "s", key: "member" },
+  4: { sig: "s", key: "errorName" },
+  5: { sig: "u", key: "replySerial" },
+  6: { sig: "s", key: "destination" },
+  7: { sig: "s", key: "sender" },
+  8: { sig: "g", key: "signature" },
+  9: { sig: "u", key: null },
+};
 
 export interface Message {
   type: MessageType;
@@ -34,17 +46,10 @@ export function encodeMessage(m: Message): Uint8Array {
   const bodyBytes = body.bytes();
 
   const fields: Value[] = [];
-  const add = (code: number, value: Value | undefined) => {
-    if (value !== undefined && value !== "") fields.push([code, { sig: FIELD_SIG[code]!, value }]);
-  };
-  add(Field.Path, m.path);
-  add(Field.Interface, m.interface);
-  add(Field.Member, m.member);
-  add(Field.ErrorName, m.errorName);
-  add(Field.ReplySerial, m.replySerial);
-  add(Field.Destination, m.destination);
-  add(Field.Sender, m.sender);
-  add(Field.Signature, m.signature);
+  for (const [code, { sig, key }] of Object.entries(FIELDS)) {
+    const value = key === null ? undefined : m[key];
+    if (value !== undefined && value !== "") fields.push([Number(code), { sig, value }]);
+  }
 
   const h = new Writer(0);
   h.raw(new Uint8Array([0x6c /* 'l' */, m.type, m.flags, 1]));
@@ -90,37 +95,14 @@ export function decodeMessage(buf: Uint8Array): Message {
   r.align(8);
   const m: Message = { type: type as MessageType, flags: buf[2]!, serial, signature: "", body: [] };
   for (const [code, { sig, value }] of fields) {
-    const want = FIELD_SIG[code];
+    const want = FIELDS[code];
     if (want === undefined) continue; // unknown fields must be ignored
-    if (sig !== want) throw new MarshalError(`header field ${code} has type ${sig}, want ${want}`);
-    switch (code) {
-      case Field.Path:
-        m.path = value as string;
-        break;
-      case Field.Interface:
-        m.interface = value as string;
-        break;
-      case Field.Member:
-        m.member = value as string;
-        break;
-      case Field.ErrorName:
-        m.errorName = value as string;
-        break;
-      case Field.ReplySerial:
-        m.replySerial = value as number;
-        break;
-      case Field.Destination:
-        m.destination = value as string;
-        break;
-      case Field.Sender:
-        m.sender = value as string;
-        break;
-      case Field.Signature:
-        m.signature = value as string;
-        break;
-      case Field.UnixFds:
-        if (value !== 0) throw new MarshalError("unix fds are not supported");
-        break;
+    if (sig !== want.sig) throw new MarshalError(`header field ${code} has type ${sig}, want ${want.sig}`);
+    if (want.key === null) {
+      if (value !== 0) throw new MarshalError("unix fds are not supported");
+    } else {
+      // The type was checked above: "o", "s", "g" unmarshal to strings, "u" to a number.
+      (m as unknown as Record<FieldKey, Value>)[want.key] = value;
     }
   }
   const body = buf.subarray(r.pos, r.pos + bodyLen);
