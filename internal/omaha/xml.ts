@@ -79,7 +79,15 @@ function toElements(items: Ordered[]): XmlElement[] {
 export function parseXmlFull(text: string): XmlElement {
   const valid = XMLValidator.validate(text);
   if (valid !== true) throw new XmlSyntaxError(`${valid.err.msg} (line ${valid.err.line})`);
-  const roots = toElements(parser.parse(text) as Ordered[]);
+  let parsed: Ordered[];
+  try {
+    parsed = parser.parse(text) as Ordered[];
+  } catch (e) {
+    // The parser refuses some documents the validator passed: names such as "constructor" (against
+    // prototype pollution), broken DOCTYPE internals. A refusal, never a crash (a server's 500).
+    throw new XmlSyntaxError(e instanceof Error ? e.message : String(e));
+  }
+  const roots = toElements(parsed);
   if (roots.length !== 1) throw new XmlSyntaxError(roots.length === 0 ? "no document element" : "more than one document element");
   return roots[0]!;
 }

@@ -80,7 +80,7 @@ function foreignDocument(r: Prng): string {
   const doc = subsetDocument(r);
   const at = doc.indexOf("</request");
   if (r.chance(0.1)) return `\ufeff${doc}`;
-  if (r.chance(0.1)) return `<!DOCTYPE request>${doc}`;
+  if (r.chance(0.1)) return `${r.pick(["<!DOCTYPE request>", '<!DOCTYPE request [<!ENTITY a "b">]>', "<!DOCTYPE request [<!ENTITY a>]>"])}${doc}`;
   if (r.chance(0.1)) return `${r.pick(['<?xml version="1.0?>" ?>', "<?xml version='>'?>", "<?xml-stylesheet href='a'?>", "<?xml?>", "<?xml version=1.0?>", " <?xml version='1.0'?>"])}${doc.replace(/^<\?xml[^>]*>/, "")}`;
   return at === -1 ? doc : doc.slice(0, at) + r.pick(FOREIGN) + doc.slice(at);
 }
@@ -153,6 +153,20 @@ describe("XML fast path against the real parser", () => {
     // The mutations exercise both sides: many refusals, and acceptances through the fast path.
     expect(seen.refused).toBeGreaterThan(2000);
     expect(seen.fast).toBeGreaterThan(500);
+  });
+
+  test.each([
+    '<request protocol="3.0"><app appid="x"><constructor/></app></request>',
+    '<request protocol="3.0" __proto__="1"><app appid="x"/></request>',
+    '<request protocol="3.0"><app appid="x" prototype=""/></request>',
+    '<!DOCTYPE request [<!ENTITY a>]><request protocol="3.0"><app appid="x"/></request>',
+    '<!DOCTYPE request [<!ELEMENT>]><request protocol="3.0"><app appid="x"/></request>',
+  ])("what the real parser cannot represent is a refusal, not a crash: %p", (doc) => {
+    // The validator passes these; fast-xml-parser then throws a plain Error (a server's 500).
+    expect(scanSubset(doc)).toBeUndefined();
+    const r = parseRequest(doc);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toMatch(/^malformed XML: (\[SECURITY\] Invalid name|Invalid (entity|element) name)/);
   });
 
   test("request documents: parseRequest reads the fast path's tree as the real parser's", () => {
