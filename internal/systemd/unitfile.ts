@@ -181,15 +181,7 @@ export function getList(unit: UnitFile, sectionName: string, key: string): strin
 
 /** Like getList, with each value split into whitespace-separated words (WantedBy=a b). */
 export function getWords(unit: UnitFile, sectionName: string, key: string): string[] {
-  const s = section(unit, sectionName);
-  if (!s) return [];
-  let out: string[] = [];
-  for (const e of s.entries) {
-    if (e.key !== key) continue;
-    if (e.value === "") out = [];
-    else out.push(...splitWords(e.value));
-  }
-  return out;
+  return getList(unit, sectionName, key).flatMap((v) => splitWords(v));
 }
 
 const BOOL_TRUE = new Set(["1", "yes", "y", "true", "t", "on"]);
