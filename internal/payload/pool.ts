@@ -74,15 +74,20 @@ export class OpRunner {
         this.held[i]!--;
         const { buffer, ...out } = e.data;
         if (buffer) this.recycle(buffer);
-        this.finished(out as OpOutcome);
+        // the next job first: finishing may read back and hash several operations' blocks
         this.pump();
+        this.finished(out as OpOutcome);
       };
       w.onerror = (e) => {
-        // the jobs it held will never answer: count them all as failed
+        // it is gone with the jobs it held: they count as failed, and it gets no more
         const lost = this.held[i]!;
-        this.held[i] = 0;
+        this.held[i] = Infinity;
         this.pending -= Math.max(0, lost - 1);
-        this.finished({ index: -1, error: { check: "operation", message: `apply worker failed: ${e.message}` } });
+        // one line: the event's message carries a source excerpt
+        const lines = e.message.split("\n");
+        const why = (lines.find((l) => /^\s*\w*Error\b/.test(l)) ?? lines[0]!).trim();
+        this.finished({ index: -1, error: { check: "operation", message: `apply worker failed: ${why}` } });
+        this.pump();
       };
       this.workers.push(w);
       this.held.push(0);
@@ -115,6 +120,11 @@ export class OpRunner {
     while (this.queue.length > 0) {
       let best = 0;
       for (let i = 1; i < this.workers.length; i++) if (this.held[i]! < this.held[best]!) best = i;
+      if (this.held[best] === Infinity) {
+        // every worker failed: what is queued will never run
+        for (const job of this.queue.splice(0)) this.finished({ index: job.index, error: { check: "operation", message: "no apply worker left" } });
+        return;
+      }
       if (this.held[best]! >= PER_WORKER) return;
       const job = this.queue.shift()!;
       this.held[best]!++;

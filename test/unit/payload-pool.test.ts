@@ -1,0 +1,69 @@
+// The apply workers' job queue: every job answers exactly once, whichever worker runs it, and a
+// worker that dies does not leave the applier waiting forever.
+import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import type { OpJob, OpOutcome } from "../../internal/payload/exec.ts";
+import { OpRunner } from "../../internal/payload/pool.ts";
+
+const MiB = 1 << 20;
+
+/** A check-only REPLACE job (no file): the worker hashes the blob against `sha256`. */
+function job(index: number, fill: number, sha256?: Uint8Array): OpJob {
+  const blob = new Uint8Array(MiB).fill(fill);
+  return {
+    index,
+    type: 0,
+    blob,
+    sha256: sha256 ?? createHash("sha256").update(blob).digest(),
+    start: index * MiB,
+    fd: -1,
+    destName: "partition",
+    destOffset: 0,
+    destLength: -1,
+    blockSize: 4096,
+    extents: [[index * 256, 256]],
+  };
+}
+
+describe("OpRunner", () => {
+  test("40 jobs on 2 workers: each answers once, only the bad one fails; blobs move (not copied) and come back as spares", async () => {
+    const outcomes: OpOutcome[] = [];
+    const r = new OpRunner(2, (o) => outcomes.push(o));
+    try {
+      const sent: Uint8Array[] = [];
+      for (let i = 0; i < 40; i++) {
+        const j = job(i, i, i === 17 ? new Uint8Array(32) : undefined);
+        sent.push(j.blob);
+        r.run(j);
+        await r.ready();
+      }
+      await r.idle();
+      expect(outcomes.map((o) => o.index).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+      const failed = outcomes.filter((o) => o.error);
+      expect(failed.map((o) => [o.index, o.error!.check])).toEqual([[17, "operation-hash"]]);
+      expect(sent.every((b) => b.byteLength === 0)).toBe(true); // transferred, not cloned
+      const spare = r.spare(MiB);
+      expect(spare?.length).toBe(MiB);
+      expect(r.spare(2 * MiB)).toBeUndefined();
+    } finally {
+      r.close();
+    }
+  });
+
+  test("a worker that dies: its jobs and the queued ones fail, and idle() still resolves", async () => {
+    const outcomes: OpOutcome[] = [];
+    const r = new OpRunner(1, (o) => outcomes.push(o));
+    try {
+      // extents missing: executeOp throws outside its own error handling, killing the worker
+      r.run({ ...job(0, 1), extents: undefined as unknown as [number, number][] });
+      for (let i = 1; i <= 5; i++) r.run(job(i, i));
+      await r.idle();
+      // the crash is reported once for the jobs the worker held (0 and 1), then each queued job fails
+      expect(outcomes.map((o) => o.index)).toEqual([-1, 2, 3, 4, 5]);
+      expect(outcomes.every((o) => o.error?.check === "operation")).toBe(true);
+      expect(outcomes[0]!.error!.message).toMatch(/^apply worker failed: TypeError: [^\n]*extents/);
+    } finally {
+      r.close();
+    }
+  });
+});
