@@ -43,6 +43,19 @@ beforeAll(async () => {
   d = await startDaemon({ root, disk, usrPartition: "3" });
 });
 
+/** Another machine (its root at 1.0.0 and its disk) on its own Omaha server, stopped afterwards. */
+async function withMachine(name: string, fn: (m: { root: string; disk: string; srv: OmahaServer }) => Promise<void>): Promise<void> {
+  const srv = new OmahaServer();
+  try {
+    const m = { root: join(dir, `root-${name}`), disk: join(dir, `disk-${name}.img`), srv };
+    makeRoot(m.root, { server: srv.url, version: "1.0.0", publicPem: keys.publicPem });
+    makeDisk(m.disk);
+    await fn(m);
+  } finally {
+    srv.stop();
+  }
+}
+
 afterAll(async () => {
   if (d && d.proc.exitCode === null) await d.stop();
   server.stop();
@@ -91,12 +104,7 @@ describe("faults", () => {
 
 describe("backoff on 500/503", () => {
   test("scheduled checks double their interval up to 4 h, and fall back to 45 min after a good answer", async () => {
-    const r2 = join(dir, "root-backoff");
-    const disk2 = join(dir, "disk-backoff.img");
-    const srv = new OmahaServer();
-    try {
-      makeRoot(r2, { server: srv.url, version: "1.0.0", publicPem: keys.publicPem });
-      makeDisk(disk2);
+    await withMachine("backoff", async ({ root: r2, disk: disk2, srv }) => {
       srv.reply = { kind: "http", status: 503 };
       // 45 min ≈ 27 ms: the daemon's own schedule runs through several checks quickly.
       const b = await startDaemon({ root: r2, disk: disk2, usrPartition: "3", extra: ["--interval-scale", "0.00001", "--seed", "5"] });
@@ -124,20 +132,13 @@ describe("backoff on 500/503", () => {
       } finally {
         if (b.proc.exitCode === null) await b.stop();
       }
-    } finally {
-      srv.stop();
-    }
+    });
   }, 30000);
 });
 
 describe("kill -9 during the download", () => {
   test("the restarted daemon resumes with a Range request and installs", async () => {
-    const r3 = join(dir, "root-kill");
-    const disk3 = join(dir, "disk-kill.img");
-    const srv = new OmahaServer();
-    try {
-      makeRoot(r3, { server: srv.url, version: "1.0.0", publicPem: keys.publicPem });
-      makeDisk(disk3);
+    await withMachine("kill", async ({ root: r3, disk: disk3, srv }) => {
       // Four 1 MiB operations of random data: resume points at each MiB.
       const image = new Uint8Array(4 * 1024 * 1024);
       for (let i = 0; i < image.length; i += 65536) crypto.getRandomValues(image.subarray(i, i + 65536));
@@ -174,8 +175,6 @@ describe("kill -9 during the download", () => {
       } finally {
         await second.stop();
       }
-    } finally {
-      srv.stop();
-    }
+    });
   }, 60000);
 });
