@@ -116,7 +116,8 @@ const text = v.optional(v.string(), "");
 // Decimal, possibly negative: a code with the dev-mode flag bit is printed negative by the original.
 const int = v.pipe(
   v.string(),
-  v.check((s) => s !== "" && [...s.replace(/^-/, "")].every((c) => c >= "0" && c <= "9"), "must be a decimal integer"),
+  // A lone "-" passes here and fails safeInteger, as it always has.
+  v.check((s) => s !== "" && /^-?[0-9]*$/.test(s), "must be a decimal integer"),
   v.transform(Number),
   v.safeInteger(),
 );

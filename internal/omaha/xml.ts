@@ -125,11 +125,24 @@ function nameEnd(s: string, i: number): number {
   return i;
 }
 
-/** The name at i, or undefined when there is none or it is one the real parser treats specially. */
+// The names last read, by a hash of length, first and last character: a server reads the same few
+// dozen names in every document, and one it already holds as a string (an atom, once used as a
+// property key) costs no allocation and no hashing. A collision or a new name just replaces the
+// entry: fixed size, whatever arrives. Entries are copies (JSON.parse), so no slice of a document
+// keeps the whole document alive.
+const NAME_CACHE: (string | undefined)[] = new Array<string | undefined>(1024).fill(undefined);
+
+/** The name from i to end, or undefined when there is none or it is one the real parser treats specially. */
 function readName(s: string, i: number, end: number): string | undefined {
-  if (end === i) return undefined;
-  const name = s.slice(i, end);
-  return PROTO_NAMES.has(name) ? undefined : name;
+  const len = end - i;
+  if (len === 0) return undefined;
+  const slot = (len * 37 + s.charCodeAt(i) * 7 + s.charCodeAt(end - 1)) & 1023;
+  const known = NAME_CACHE[slot];
+  if (known !== undefined && known.length === len && s.startsWith(known, i)) return known;
+  const name: string = JSON.parse(`"${s.slice(i, end)}"`);
+  if (PROTO_NAMES.has(name)) return undefined;
+  NAME_CACHE[slot] = name;
+  return name;
 }
 
 /**
@@ -229,7 +242,11 @@ export function parseXml(text: string): XmlElement {
 export function select(root: XmlElement, path: readonly string[]): XmlElement[] {
   if (path.length === 0 || root.name !== path[0]) return [];
   let level = [root];
-  for (const step of path.slice(1)) level = level.flatMap((e) => e.children.filter((c) => c.name === step));
+  for (let i = 1; i < path.length; i++) {
+    const next: XmlElement[] = [];
+    for (const e of level) for (const c of e.children) if (c.name === path[i]) next.push(c);
+    level = next;
+  }
   return level;
 }
 

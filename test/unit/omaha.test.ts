@@ -176,6 +176,24 @@ describe("request documents (server side)", () => {
     if (!r.ok) expect(r.error).toMatch(message);
   });
 
+  test.each([
+    ["-12", -12],
+    ["0", 0],
+    ["-", "Invalid safe integer: Received NaN"],
+    ["99999999999999999999", "Invalid safe integer: Received 100000000000000000000"],
+    ["--1", "must be a decimal integer"],
+    ["+1", "must be a decimal integer"],
+    ["1.0", "must be a decimal integer"],
+    [" 1", "must be a decimal integer"],
+    ["0x1", "must be a decimal integer"],
+    ["\u0661", "must be a decimal integer"],
+    ["", "must be a decimal integer"],
+  ])("event codes are decimal integers: %p", (code, expected) => {
+    const r = parseRequest(`<request protocol="3.0"><app appid="x"><event eventtype="3" eventresult="0" errorcode="${code}"/></app></request>`);
+    if (typeof expected === "number") expect(r.ok && r.request.apps[0]!.events[0]!.errorCode).toBe(expected);
+    else expect(r).toEqual({ ok: false, error: `app[0]/event[0]@errorcode: ${expected}` });
+  });
+
   test("app ids compare without braces or case", () => {
     expect(normalizeAppId("{E96281A6-d1af-4bde-9a0a-97b76e56dc57}")).toBe(normalizeAppId("e96281a6-d1af-4bde-9a0a-97b76e56dc57"));
   });
