@@ -13,6 +13,7 @@ import {
   client,
   keyPair,
   makeDisk,
+  makeMachine,
   makePayload,
   makeRoot,
   OmahaServer,
@@ -47,10 +48,7 @@ beforeAll(async () => {
 async function withMachine(name: string, fn: (m: { root: string; disk: string; srv: OmahaServer }) => Promise<void>): Promise<void> {
   const srv = new OmahaServer();
   try {
-    const m = { root: join(dir, `root-${name}`), disk: join(dir, `disk-${name}.img`), srv };
-    makeRoot(m.root, { server: srv.url, version: "1.0.0", publicPem: keys.publicPem });
-    makeDisk(m.disk);
-    await fn(m);
+    await fn({ ...makeMachine(dir, name, { server: srv.url, publicPem: keys.publicPem }), srv });
   } finally {
     srv.stop();
   }

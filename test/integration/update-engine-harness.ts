@@ -39,6 +39,14 @@ export function makeRoot(root: string, o: { server: string; version: string; pub
   write(join(root, "usr/share/update_engine/update-payload-key.pub.pem"), o.publicPem);
 }
 
+/** Another machine in `dir`: root-NAME at version 1.0.0 asking `server`, and disk-NAME.img. */
+export function makeMachine(dir: string, name: string, o: { server: string; publicPem: string }): { root: string; disk: string } {
+  const m = { root: join(dir, `root-${name}`), disk: join(dir, `disk-${name}.img`) };
+  makeRoot(m.root, { server: o.server, version: "1.0.0", publicPem: o.publicPem });
+  makeDisk(m.disk);
+  return m;
+}
+
 export function setVersion(root: string, version: string): void {
   write(join(root, "usr/share/coreos/release"), `COREOS_RELEASE_VERSION=${version}\nCOREOS_RELEASE_BOARD=amd64-usr\nCOREOS_RELEASE_APPID=${APPID}\n`);
 }

@@ -18,6 +18,7 @@ import {
   coreos,
   keyPair,
   makeDisk,
+  makeMachine,
   makePayload,
   makeRoot,
   NO_BUS,
@@ -156,10 +157,7 @@ describe("update_engine end to end", () => {
   }, 60000);
 
   test("-reset_status after an update: back to idle, the marker gone, the table untouched", async () => {
-    const r = join(dir, "root-reset");
-    const dk = join(dir, "disk-reset.img");
-    makeRoot(r, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
-    makeDisk(dk);
+    const { root: r, disk: dk } = makeMachine(dir, "reset", { server: server.url, publicPem: keys.publicPem });
     const d = await daemon(r, dk, "3");
     expect((await client(["-reset_status"], d.socket)).code).toBe(0);
     server.reply = { kind: "update", version: "2.0.0", payload };
@@ -175,10 +173,7 @@ describe("update_engine end to end", () => {
   }, 30000);
 
   test("-update on a terminal draws a progress bar in place", async () => {
-    const r = join(dir, "root-tty");
-    const dk = join(dir, "disk-tty.img");
-    makeRoot(r, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
-    makeDisk(dk);
+    const { root: r, disk: dk } = makeMachine(dir, "tty", { server: server.url, publicPem: keys.publicPem });
     const d = await daemon(r, dk, "3");
     server.reply = { kind: "update", version: "2.0.0", payload };
     const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
@@ -195,10 +190,7 @@ describe("update_engine end to end", () => {
   }, 30000);
 
   test("locksmithd reboots when our update_engine has applied an update", async () => {
-    const r = join(dir, "root-locksmith");
-    const dk = join(dir, "disk-locksmith.img");
-    makeRoot(r, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
-    makeDisk(dk);
+    const { root: r, disk: dk } = makeMachine(dir, "locksmith", { server: server.url, publicPem: keys.publicPem });
     const d = await daemon(r, dk, "3");
     const rebooted = join(dir, "rebooted");
     const ls = Bun.spawn(
@@ -224,10 +216,7 @@ describe("update_engine end to end", () => {
   }, 30000);
 
   test("-watch_for_updates prints each status change", async () => {
-    const r = join(dir, "root-watch");
-    const dk = join(dir, "disk-watch.img");
-    makeRoot(r, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
-    makeDisk(dk);
+    const { root: r, disk: dk } = makeMachine(dir, "watch", { server: server.url, publicPem: keys.publicPem });
     const d = await daemon(r, dk, "3");
     server.reply = { kind: "noupdate" };
     const w = Bun.spawn([...COREOS, "update-engine", "client", "-watch_for_updates", "-control_socket", d.socket], { env: { ...process.env, ...NO_BUS }, stdout: "pipe", stderr: "pipe" });
@@ -258,10 +247,7 @@ describe("update_engine end to end", () => {
 
   test("com.coreos.update1 on the system bus: GetStatus, AttemptUpdate, StatusUpdate signals, ResetStatus", async () => {
     const bus = await startBus();
-    const r = join(dir, "root-dbus");
-    const dk = join(dir, "disk-dbus.img");
-    makeRoot(r, { server: server.url, version: "1.0.0", publicPem: keys.publicPem });
-    makeDisk(dk);
+    const { root: r, disk: dk } = makeMachine(dir, "dbus", { server: server.url, publicPem: keys.publicPem });
     const d = await startDaemon({ root: r, disk: dk, usrPartition: "3", env: bus.env });
     daemons.push(d);
     const seen: Status[] = [];
