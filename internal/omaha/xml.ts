@@ -221,7 +221,8 @@ export function scanSubset(s: string): XmlElement | undefined {
       const parent = stack[stack.length - 1];
       if (parent !== undefined) parent.children.push(el);
       if (end < 0) closed = el;
-      else stack.push(el);
+      // fast-xml-parser refuses nesting past its maxNestedTags (100): deep documents are its call.
+      else if (stack.push(el) > 64) return undefined;
     }
     if (closed !== undefined && stack.length === 0) return skipWs(s, i) === s.length ? closed : undefined;
     // Text inside an element carries nothing the documents use; references in it go to the real parser.

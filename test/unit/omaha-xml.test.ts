@@ -169,6 +169,19 @@ describe("XML fast path against the real parser", () => {
     if (!r.ok) expect(r.error).toMatch(/^malformed XML: (\[SECURITY\] Invalid name|Invalid (entity|element) name)/);
   });
 
+  test("deep nesting: the real parser's limit decides, a refusal past it", () => {
+    const results = new Set<string>();
+    for (let depth = 1; depth <= 120; depth++) {
+      for (const leaf of ["", "<b/>"]) {
+        const doc = `<request protocol="3.0"><app appid="x"/>${"<a>".repeat(depth)}${leaf}${"</a>".repeat(depth)}</request>`;
+        const full = outcome(parseXmlFull, doc);
+        expect(outcome(parseXml, doc)).toEqual(full);
+        results.add(full.ok ? "ok" : full.error);
+      }
+    }
+    expect([...results]).toEqual(["ok", "XmlSyntaxError: Maximum nested tags exceeded"]);
+  });
+
   test("request documents: parseRequest reads the fast path's tree as the real parser's", () => {
     const r = new Prng(17);
     for (let n = 0; n < 300; n++) {
