@@ -167,6 +167,18 @@ export type NewGroup = { name: string; description?: string; track?: string; cha
 export type NewChannel = { name: string; arch?: Arch; color?: string; packageId?: string | null };
 export type NewPackage = Omit<Package, "id" | "appId" | "createdAt" | "extraFiles"> & { extraFiles?: ExtraFile[] };
 
+/** One app's channels or groups, by name. */
+function ofApp<T extends { appId: string; name: string }>(all: Iterable<T>, appId: string): T[] {
+  return [...all].filter((x) => x.appId === appId).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** An app's channel or group by id, else by name (unique per app); a 404 naming `what` otherwise. */
+function byIdOrName<T extends { id: string; name: string }>(items: T[], idOrName: string, what: string): T {
+  const x = items.find((i) => i.id === idOrName) ?? items.find((i) => i.name === idOrName);
+  if (!x) throw notFound(`${what} "${idOrName}"`);
+  return x;
+}
+
 export class Store {
   private catalog: Catalog | null = null;
   private readonly insertActivity: Statement;
@@ -308,14 +320,11 @@ export class Store {
   // ---- channels ---------------------------------------------------------------------------
 
   channels(appId: string): Channel[] {
-    return [...this.cat().channels.values()].filter((c) => c.appId === appId).sort((a, b) => a.name.localeCompare(b.name));
+    return ofApp(this.cat().channels.values(), appId);
   }
 
   channel(appId: string, idOrName: string): Channel {
-    const cs = this.channels(appId);
-    const c = cs.find((x) => x.id === idOrName) ?? cs.find((x) => x.name === idOrName);
-    if (!c) throw notFound(`channel "${idOrName}"`);
-    return c;
+    return byIdOrName(this.channels(appId), idOrName, "channel");
   }
 
   private checkPin(appId: string, arch: Arch, packageId: string | null | undefined): string | null {
@@ -374,14 +383,11 @@ export class Store {
   // ---- groups -----------------------------------------------------------------------------
 
   groups(appId: string): Group[] {
-    return [...this.cat().groups.values()].filter((g) => g.appId === appId).sort((a, b) => a.name.localeCompare(b.name));
+    return ofApp(this.cat().groups.values(), appId);
   }
 
   group(appId: string, idOrName: string): Group {
-    const gs = this.groups(appId);
-    const g = gs.find((x) => x.id === idOrName) ?? gs.find((x) => x.name === idOrName);
-    if (!g) throw notFound(`group "${idOrName}"`);
-    return g;
+    return byIdOrName(this.groups(appId), idOrName, "group");
   }
 
   createGroup(appId: string, x: NewGroup): Group {
