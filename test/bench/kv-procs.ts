@@ -148,12 +148,7 @@ async function spawnMember(cmd: string[], m: MemberSpec, extraArgs: string[], re
   });
   track(proc);
   const server = serverFor(proc, { name, dataDir, peerPort, url: `http://127.0.0.1:${clientPort}` });
-  try {
-    await waitReady(server.url, proc, readyMs);
-  } catch (e) {
-    proc.kill("SIGKILL");
-    throw e;
-  }
+  await waitReady(server.url, proc, readyMs);
   return server;
 }
 

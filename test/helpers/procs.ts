@@ -71,7 +71,10 @@ function etcdArgs(o: Required<Pick<ServerOptions, "name" | "dataDir" | "clientPo
   ];
 }
 
-/** Polls GET /version until it answers (or the process exits, or the deadline passes). */
+/**
+ * Polls GET /health until it answers (or the process exits, or the deadline passes). A process
+ * still running at the deadline is killed: no caller has a use for it.
+ */
 export async function waitReady(
   url: string,
   proc: Subprocess,
@@ -90,6 +93,7 @@ export async function waitReady(
     }
     await Bun.sleep(50);
   }
+  proc.kill("SIGKILL");
   throw new Error(`server at ${url} not ready after ${ms} ms`);
 }
 
@@ -124,12 +128,7 @@ async function start(cmd: string[], o: ServerOptions): Promise<Server> {
     env: { ...process.env, ...o.env },
   });
   const server = serverFor(proc, { name, dataDir, peerPort, url: o.readyUrl ?? `http://127.0.0.1:${clientPort}` });
-  try {
-    await waitReady(server.url, proc, 15000, o.readyTls);
-  } catch (e) {
-    proc.kill("SIGKILL");
-    throw e;
-  }
+  await waitReady(server.url, proc, 15000, o.readyTls);
   return server;
 }
 

@@ -129,12 +129,7 @@ export async function startServer(dataDir: string, port = freePort(), extraArgs:
     stdout: "pipe",
     stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
   });
-  try {
-    await waitReady(url, proc);
-  } catch (e) {
-    proc.kill("SIGKILL");
-    throw e;
-  }
+  await waitReady(url, proc);
   const file = Bun.file(tokenFile);
   const token = (await file.exists()) ? (await file.text()).trim() : "";
   return {
