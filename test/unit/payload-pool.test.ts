@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import type { OpJob, OpOutcome } from "../../internal/payload/exec.ts";
+import { bzip2 } from "../../internal/payload/bzip2.ts";
 import { OpRunner } from "../../internal/payload/pool.ts";
 
 const MiB = 1 << 20;
@@ -45,6 +46,28 @@ describe("OpRunner", () => {
       const spare = r.spare(MiB);
       expect(spare?.length).toBe(MiB);
       expect(r.spare(2 * MiB)).toBeUndefined();
+    } finally {
+      r.close();
+    }
+  });
+
+  test("REPLACE_BZ jobs (run one at a time) and REPLACE jobs mixed: all answer, a corrupt bzip2 blob fails alone", async () => {
+    const outcomes: OpOutcome[] = [];
+    const r = new OpRunner(2, (o) => outcomes.push(o));
+    try {
+      const text = new TextEncoder().encode("usr/lib64/systemd 0644 root\n".repeat(MiB / 28));
+      const packed = bzip2(text);
+      for (let i = 0; i < 24; i++) {
+        if (i % 3 === 2) {
+          r.run(job(i, i));
+          continue;
+        }
+        const blob = i === 7 ? packed.slice(0, packed.length - 9) : packed.slice();
+        r.run({ ...job(i, 0), type: 1, blob, sha256: createHash("sha256").update(blob).digest() });
+      }
+      await r.idle();
+      expect(outcomes.map((o) => o.index).sort((a, b) => a - b)).toEqual(Array.from({ length: 24 }, (_, i) => i));
+      expect(outcomes.filter((o) => o.error).map((o) => [o.index, o.error!.check])).toEqual([[7, "operation"]]);
     } finally {
       r.close();
     }
