@@ -63,13 +63,16 @@ export class OpRunner {
   private pendingBytes = 0;
   private readonly sizes = new Map<number, number>();
   /**
-   * The REPLACE_BZ job in work, and its worker. One at a time: libbz2's inverse BWT walks a
-   * 3.6 MB table at random, and two of them at once evict each other from the caches: measured
-   * here, two in parallel took 11 cpu s for a 496 MiB payload where one at a time took 7, and
-   * longer in wall time too. The other worker meanwhile takes the REPLACE jobs (which overtake
-   * waiting REPLACE_BZ ones; the applier does not need them in order).
+   * The worker that does the bunzip2s, while it holds any (how many). One at a time: libbz2's
+   * inverse BWT walks a 3.6 MB table at random, and two of them at once evict each other from
+   * the caches: measured here, two in parallel took 11 cpu s for a 496 MiB payload where one at
+   * a time took 7, and longer in wall time too. The REPLACE jobs meanwhile go to the other
+   * worker (overtaking waiting REPLACE_BZ ones: the applier does not need them in order), so
+   * none waits behind a bunzip2.
    */
-  private bunzip?: { index: number; worker: number };
+  private bunzip?: { worker: number; held: number };
+  /** The type of each job in a worker, by operation index. */
+  private readonly types = new Map<number, 0 | 1>();
   private waiters: (() => void)[] = [];
 
   constructor(
@@ -84,7 +87,8 @@ export class OpRunner {
         this.held[i]!--;
         const { buffer, ...out } = e.data;
         if (buffer) this.recycle(buffer);
-        if (this.bunzip?.index === out.index) this.bunzip = undefined;
+        if (this.types.get(out.index) === 1 && this.bunzip && --this.bunzip.held === 0) this.bunzip = undefined;
+        this.types.delete(out.index);
         // the next job first: finishing may read back and hash several operations' blocks
         this.pump();
         this.finished(out as OpOutcome);
@@ -127,23 +131,42 @@ export class OpRunner {
     this.pump();
   }
 
-  /** Hands queued jobs to the workers that hold fewest, up to PER_WORKER each. */
+  /** The live worker holding fewest jobs, other than `not`; undefined when none has room. */
+  private freest(not?: number): number | undefined {
+    let best: number | undefined;
+    for (let i = 0; i < this.workers.length; i++) {
+      if (i !== not && this.held[i]! < PER_WORKER && (best === undefined || this.held[i]! < this.held[best]!)) best = i;
+    }
+    return best;
+  }
+
+  /** Hands queued jobs to workers, up to PER_WORKER each, the bunzip2s to one worker at a time. */
   private pump(): void {
     while (this.queue.length > 0) {
-      let best = 0;
-      for (let i = 1; i < this.workers.length; i++) if (this.held[i]! < this.held[best]!) best = i;
-      if (this.held[best] === Infinity) {
+      if (this.held.every((h) => h === Infinity)) {
         // every worker failed: what is queued will never run
         for (const job of this.queue.splice(0)) this.finished({ index: job.index, error: { check: "operation", message: "no apply worker left" } });
         return;
       }
-      if (this.held[best]! >= PER_WORKER) return;
-      const at = this.bunzip ? this.queue.findIndex((j) => j.type !== 1) : 0;
-      if (at < 0) return;
+      const bz = this.bunzip;
+      const bzTo = bz ? (this.held[bz.worker]! < PER_WORKER ? bz.worker : undefined) : this.freest();
+      // a single worker does everything; otherwise the bunzip2 worker takes nothing else
+      const plainTo = this.workers.length === 1 ? this.freest() : this.freest(bz?.worker);
+      const firstBz = bzTo === undefined ? -1 : this.queue.findIndex((j) => j.type === 1);
+      const firstPlain = plainTo === undefined ? -1 : this.queue.findIndex((j) => j.type !== 1);
+      let at: number;
+      if (firstBz >= 0 && (firstPlain < 0 || firstBz < firstPlain)) at = firstBz;
+      else if (firstPlain >= 0) at = firstPlain;
+      else return;
       const job = this.queue.splice(at, 1)[0]!;
-      if (job.type === 1) this.bunzip = { index: job.index, worker: best };
-      this.held[best]!++;
-      this.workers[best]!.postMessage(job, [job.blob.buffer as ArrayBuffer]);
+      const to = job.type === 1 ? bzTo! : plainTo!;
+      if (job.type === 1) {
+        if (this.bunzip) this.bunzip.held++;
+        else this.bunzip = { worker: to, held: 1 };
+      }
+      this.types.set(job.index, job.type);
+      this.held[to]!++;
+      this.workers[to]!.postMessage(job, [job.blob.buffer as ArrayBuffer]);
     }
   }
 
