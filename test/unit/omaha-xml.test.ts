@@ -19,7 +19,7 @@ function outcome(read: (s: string) => XmlElement, doc: string): Outcome {
   }
 }
 
-const WS = [" ", "  ", "\n", "\t", "\r\n", "\n    "];
+const WS = [" ", "  ", "\n", "\t", "\r\n", "\r", "\n    "];
 const ws = (r: Prng, min: 0 | 1): string => (min === 0 && r.chance(0.5) ? "" : Array.from({ length: r.range(1, 2) }, () => r.pick(WS)).join(""));
 
 // Value pieces: plain text, characters that are legal raw in a value, every kind of reference.
@@ -54,7 +54,7 @@ function attrs(r: Prng): string {
 }
 
 /** Text between tags: whitespace, or characters without references. */
-const text = (r: Prng): string => (r.chance(0.7) ? ws(r, 0) : r.pick(["hello", " > ", "]]", "a/b", "Zürich"]));
+const text = (r: Prng): string => (r.chance(0.7) ? ws(r, 0) : r.pick(["hello", " > ", "]]>", "a/b", "Zürich", `"q" 'a' x=y`, "\r\n"]));
 
 /** An element of the subset: known or unknown name, self-closing or with children and text. */
 function element(r: Prng, name: string, depth: number): string {
