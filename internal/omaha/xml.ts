@@ -262,6 +262,13 @@ export function attr(e: XmlElement, name: string): string {
  * Unlike the original, `"` is escaped too, so a value with a quote cannot break the document.
  */
 export function escapeAttr(s: string): string {
+  // Most values (versions, ids, hashes, URLs) need nothing: no copy then, char by char.
+  let i = 0;
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === AMP || c === LT || c === GT || c === QUOT || c === CR || c > 0x7f) break;
+  }
+  if (i === s.length) return s;
   let out = "";
   for (const ch of s) {
     const c = ch.codePointAt(0)!;
