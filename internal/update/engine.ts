@@ -47,6 +47,8 @@ export interface InstallTarget {
 
 export interface InstallRequest {
   url: string;
+  /** Sent with every request of the download (DOWNLOAD_USER/PASSWORD as basic auth, as libcurl sends them). */
+  headers?: Record<string, string>;
   size: number;
   sha256Base64: string;
   /** Undefined when the key file is missing: the signature is then not checked (with a warning). */
@@ -440,8 +442,7 @@ export class Engine {
       this.prefs.get(Pref.UpdateCheckResponseHash) === offer.sha256 && existsSync(stateDir) && readdirSync(stateDir).length > 0;
     this.prefs.set(Pref.UpdateCheckResponseHash, offer.sha256);
     const backoff = this.loadBackoff();
-    const plainUrl = offer.urls[backoff.urlIndex % offer.urls.length]!;
-    const url = this.withCredentials(plainUrl);
+    const url = offer.urls[backoff.urlIndex % offer.urls.length]!;
     let publicKeyPem: string | undefined;
     try {
       publicKeyPem = readFileSync(this.o.paths.publicKey, "utf8");
@@ -450,12 +451,13 @@ export class Engine {
     }
     const kernelPath = this.kernelPath(slots.passive);
     this.log.info(
-      `downloading ${plainUrl} onto ${slots.disk} partition ${slots.passive.number} (${slots.passive.label})` +
+      `downloading ${url} onto ${slots.disk} partition ${slots.passive.number} (${slots.passive.label})` +
         `${kernelPath ? `, kernel to ${kernelPath}` : ""}${resumed ? ", resuming" : ""}`,
     );
     try {
       await this.o.install({
         url,
+        ...this.credentials(),
         size: offer.size,
         sha256Base64: offer.sha256,
         publicKeyPem,
@@ -471,9 +473,7 @@ export class Engine {
       });
     } catch (err) {
       const code = typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : ErrorCode.DownloadTransferError;
-      // The download password stays out of the log.
-      const message = (err as Error).message.replaceAll(url, plainUrl);
-      this.log.error(`update failed: error ${code} (${decodeErrorCode(code).name}): ${message}`);
+      this.log.error(`update failed: error ${code} (${decodeErrorCode(code).name}): ${(err as Error).message}`);
       return { type: "failed", code, resumed };
     }
     this.log.info(`payload ${offer.version} written and verified on partition ${slots.passive.number}`);
@@ -488,13 +488,11 @@ export class Engine {
     return join(dir, `vmlinuz-${slot}`);
   }
 
-  private withCredentials(url: string): string {
+  /** In a header rather than the URL, so no message that quotes the URL carries the password. */
+  private credentials(): { headers?: Record<string, string> } {
     const h = this.o.host;
-    if (h.downloadUser === "" && h.downloadPassword === "") return url;
-    const u = new URL(url);
-    u.username = h.downloadUser;
-    u.password = h.downloadPassword;
-    return u.toString();
+    if (h.downloadUser === "" && h.downloadPassword === "") return {};
+    return { headers: { Authorization: `Basic ${Buffer.from(`${h.downloadUser}:${h.downloadPassword}`).toString("base64")}` } };
   }
 
   /** flatcar-postinst's switch (§4.4) and the completion records of §1.4. */

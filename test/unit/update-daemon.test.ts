@@ -208,7 +208,7 @@ describe("Engine", () => {
     expect(h.engine.status.current_operation).toBe("UPDATE_STATUS_IDLE");
   });
 
-  test("DOWNLOAD_USER/PASSWORD go into the payload URL, never into the log", async () => {
+  test("DOWNLOAD_USER/PASSWORD go to the payload server as basic auth, never into the log", async () => {
     const lines: string[] = [];
     const log = createConsola({ level: 5, reporters: [{ log: (l) => void lines.push(l.args.join(" ")) }] });
     const h = harness({
@@ -218,7 +218,8 @@ describe("Engine", () => {
       log,
     });
     await h.attempt();
-    expect(h.installs[0]!.url).toBe("http://u:s3cr3t%20pw@a/p.gz");
+    expect(h.installs[0]!.url).toBe("http://a/p.gz");
+    expect(h.installs[0]!.headers).toEqual({ Authorization: `Basic ${btoa("u:s3cr3t pw")}` });
     expect(lines.some((l) => l.includes("404 Not Found for http://a/p.gz"))).toBe(true);
     expect(lines.filter((l) => l.includes("s3cr3t"))).toEqual([]);
   });
