@@ -17,6 +17,7 @@ import {
   type ApplyResult,
   type InstallOperation,
 } from "../../internal/payload/index.ts";
+import { pickCommand } from "../subcommand.ts";
 
 const ENV_PREFIX = "COREOS_PAYLOAD";
 const s = (d: string, description: string): FlagDef => ({ kind: "string", default: d, description });
@@ -63,7 +64,6 @@ const COMMANDS = {
     },
   },
 } as const satisfies Record<string, { args: string; about: string; flags: Record<string, FlagDef> }>;
-type Command = keyof typeof COMMANDS;
 
 function help(): string {
   const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
@@ -229,16 +229,10 @@ async function apply(source: string, v: Record<string, string | number | boolean
 }
 
 export async function run(args: string[]): Promise<number> {
-  const [cmd, ...rest] = args;
-  if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
-    process.stdout.write(help());
-    return cmd === undefined ? 2 : 0;
-  }
-  if (!(cmd in COMMANDS)) {
-    process.stderr.write(`coreos update-engine payload: unknown command "${cmd}" (try: coreos update-engine payload --help)\n`);
-    return 2;
-  }
-  const c = COMMANDS[cmd as Command];
+  const picked = pickCommand(args, COMMANDS, { name: "coreos update-engine payload", help });
+  if ("exit" in picked) return picked.exit;
+  const { cmd, rest } = picked;
+  const c = COMMANDS[cmd];
   try {
     const p = parseFlags(c.flags, rest, process.env as Record<string, string | undefined>, ENV_PREFIX);
     if (p.help) {
@@ -247,7 +241,7 @@ export async function run(args: string[]): Promise<number> {
     }
     const v = p.values as Record<string, string | number | boolean>;
     const given = p.given as Set<string>;
-    switch (cmd as Command) {
+    switch (cmd) {
       case "build":
         if (p.positionals.length > 0) throw new FlagError(`unexpected argument ${p.positionals[0]}`);
         return await build(v);
