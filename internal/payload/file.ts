@@ -7,13 +7,16 @@ import { decodeManifest, decodeSignatures, type DeltaArchiveManifest, type Signa
 
 const READ_SIZE = 1 << 20;
 
-async function feed(path: string, applier: Applier, onProgress?: (done: number) => void): Promise<void> {
-  let fd: number;
+function openPayload(path: string): number {
   try {
-    fd = openSync(path, "r");
+    return openSync(path, "r");
   } catch (e) {
     throw new PayloadError("transfer", `cannot open ${path}: ${(e as Error).message}`);
   }
+}
+
+async function feed(path: string, applier: Applier, onProgress?: (done: number) => void): Promise<void> {
+  const fd = openPayload(path);
   try {
     const buf = new Uint8Array(READ_SIZE);
     for (let pos = 0; ; ) {
@@ -83,12 +86,7 @@ export interface PayloadInfo {
 
 /** Reads only the header, the manifest and the signatures blob (for `payload show`). */
 export function inspectPayload(path: string): PayloadInfo {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw new PayloadError("transfer", `cannot open ${path}: ${(e as Error).message}`);
-  }
+  const fd = openPayload(path);
   try {
     const fileSize = fstatSync(fd).size;
     const at = (pos: number, len: number, what: string): Uint8Array => {
