@@ -14,7 +14,6 @@ test("collects once the heap outgrows what the last collection left", async () =
       await Bun.sleep(2);
     }
     expect(g.collections).toBeGreaterThan(0);
-    expect(g.pauseMs).toBeGreaterThan(0);
   } finally {
     g.stop();
     held.length = 0;
