@@ -38,6 +38,7 @@ import {
 } from "./kv-procs.ts";
 import { errorCount, mergeWrk, runWrk, type WrkResult } from "./kv-wrk.ts";
 import { median } from "./kv-watch.ts";
+import { pickScenarios, pickSides, progressLog, ratio, table } from "./report.ts";
 
 // ---------- configuration ----------
 
@@ -89,27 +90,9 @@ const ALL: Scenario[] = [
   { kind: "failover", name: "failover", title: `kill -9 the leader under ${FO_WRITERS} writers` },
 ];
 
-function pickScenarios(): Scenario[] {
-  const v = process.env.BENCH_SCENARIOS;
-  if (!v || !v.trim()) return ALL;
-  const names = v.split(",").map((s) => s.trim()).filter(Boolean);
-  const unknown = names.filter((n) => !ALL.some((s) => s.name === n));
-  if (unknown.length) throw new Error(`unknown BENCH_SCENARIOS ${unknown.join(",")}; known: ${ALL.map((s) => s.name).join(",")}`);
-  return ALL.filter((s) => names.includes(s.name));
-}
 
-function pickSides(): Side[] {
-  const v = (process.env.BENCH_ONLY ?? "").trim();
-  if (!v) return ["etcd", "ours"];
-  if (v !== "etcd" && v !== "ours") throw new Error(`BENCH_ONLY must be etcd or ours, got ${v}`);
-  return [v];
-}
 
-const t00 = performance.now();
-function log(s: string): void {
-  const t = ((performance.now() - t00) / 1000).toFixed(0).padStart(4);
-  console.log(`[cluster ${t}s] ${s}`);
-}
+const log = progressLog("cluster");
 
 const ms = (us: number): string => (us / 1000).toFixed(2);
 const errMsg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -509,18 +492,7 @@ async function runOne(sc: Scenario, side: Side): Promise<Out> {
 
 // ---------- report ----------
 
-function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ");
-  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n");
-}
 
-function ratio(ours: number | undefined, etcd: number | undefined, wantAtLeast: boolean): string {
-  if (ours === undefined || etcd === undefined || !Number.isFinite(ours) || !Number.isFinite(etcd) || etcd === 0) return "-";
-  const r = ours / etcd;
-  const rr = Number(r.toFixed(2));
-  return `${r.toFixed(2)}${(wantAtLeast ? rr >= 1 : rr <= 1) ? "" : " !"}`;
-}
 
 /** Median of the successful runs' values (undefined if none), and whether some runs failed. */
 function agg<T extends Out>(outs: Out[] | undefined, pick: (o: T) => number | null, kind: T["kind"]): { v?: number; partial: boolean; n: number } {
@@ -637,7 +609,7 @@ function report(scenarios: Scenario[]): void {
 // ---------- main ----------
 
 async function main(): Promise<number> {
-  const scenarios = pickScenarios();
+  const scenarios = pickScenarios(ALL);
   const sides = pickSides();
   if (!sidesRunnable(sides)) return 2;
   log(`sides ${sides.join(", ")}; scenarios ${scenarios.map((s) => s.name).join(", ")}; ${MEMBERS} members; ${SECONDS}s per run`);

@@ -34,6 +34,7 @@ import {
 import { errorCount, runWrk, type WrkResult } from "./kv-wrk.ts";
 import { median, runWatch, type WatchRound } from "./kv-watch.ts";
 import { startFloor } from "./kv-watch-floor.ts";
+import { pickScenarios, pickSides, progressLog, ratio, table } from "./report.ts";
 
 // ---------- configuration ----------
 
@@ -70,21 +71,7 @@ const ALL: Scenario[] = [
   { kind: "mem", name: "mem", title: `memory after ${MEM_KEYS} PUTs of ${VALUE_BYTES} B` },
 ];
 
-function pickScenarios(): Scenario[] {
-  const v = process.env.BENCH_SCENARIOS;
-  if (!v || !v.trim()) return ALL;
-  const names = v.split(",").map((s) => s.trim()).filter(Boolean);
-  const unknown = names.filter((n) => !ALL.some((s) => s.name === n));
-  if (unknown.length) throw new Error(`unknown BENCH_SCENARIOS ${unknown.join(",")}; known: ${ALL.map((s) => s.name).join(",")}`);
-  return ALL.filter((s) => names.includes(s.name));
-}
 
-function pickSides(): Side[] {
-  const v = (process.env.BENCH_ONLY ?? "").trim();
-  if (!v) return ["etcd", "ours"];
-  if (v !== "etcd" && v !== "ours") throw new Error(`BENCH_ONLY must be etcd or ours, got ${v}`);
-  return [v];
-}
 
 // ---------- results ----------
 
@@ -113,11 +100,7 @@ const results = new Map<string, Partial<Record<Side, Out[]>>>();
 /** The watch scenario against a trivial server: the harness's own floor. */
 let watchFloor: WatchOut | { kind: "error"; error: string } | undefined;
 
-const t00 = performance.now();
-function log(s: string): void {
-  const t = ((performance.now() - t00) / 1000).toFixed(0).padStart(4);
-  console.log(`[bench ${t}s] ${s}`);
-}
+const log = progressLog("bench");
 
 // ---------- helpers ----------
 
@@ -263,19 +246,7 @@ async function runOne(sc: Scenario, side: Side): Promise<Out> {
 
 // ---------- report ----------
 
-function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ");
-  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n");
-}
 
-function ratio(ours: number | undefined, etcd: number | undefined, wantAtLeast: boolean): string {
-  if (ours === undefined || etcd === undefined || !Number.isFinite(ours) || !Number.isFinite(etcd) || etcd === 0) return "-";
-  const r = ours / etcd;
-  const rr = Number(r.toFixed(2));
-  const ok = wantAtLeast ? rr >= 1 : rr <= 1;
-  return `${r.toFixed(2)}${ok ? "" : " !"}`;
-}
 
 interface Agg {
   /** runs that succeeded / all runs */
@@ -425,7 +396,7 @@ function report(scenarios: Scenario[]): void {
 // ---------- main ----------
 
 async function main(): Promise<number> {
-  const scenarios = pickScenarios();
+  const scenarios = pickScenarios(ALL);
   const sides = pickSides();
   if (!sidesRunnable(sides)) return 2;
   log(`sides ${sides.join(", ")}; scenarios ${scenarios.map((s) => s.name).join(", ")}; ${SECONDS}s per run`);
