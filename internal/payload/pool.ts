@@ -62,17 +62,6 @@ export class OpRunner {
   /** Blob bytes of the jobs in flight, and each one's share by operation index. */
   private pendingBytes = 0;
   private readonly sizes = new Map<number, number>();
-  /**
-   * The worker that does the bunzip2s, while it holds any (how many). One at a time: libbz2's
-   * inverse BWT walks a 3.6 MB table at random, and two of them at once evict each other from
-   * the caches: measured here, two in parallel took 11 cpu s for a 496 MiB payload where one at
-   * a time took 7, and longer in wall time too. The REPLACE jobs meanwhile go to the other
-   * worker (overtaking waiting REPLACE_BZ ones: the applier does not need them in order), so
-   * none waits behind a bunzip2.
-   */
-  private bunzip?: { worker: number; held: number };
-  /** The type of each job in a worker, by operation index. */
-  private readonly types = new Map<number, 0 | 1>();
   private waiters: (() => void)[] = [];
 
   constructor(
@@ -87,8 +76,6 @@ export class OpRunner {
         this.held[i]!--;
         const { buffer, ...out } = e.data;
         if (buffer) this.recycle(buffer);
-        if (this.types.get(out.index) === 1 && this.bunzip && --this.bunzip.held === 0) this.bunzip = undefined;
-        this.types.delete(out.index);
         // the next job first: finishing may read back and hash several operations' blocks
         this.pump();
         this.finished(out as OpOutcome);
@@ -97,7 +84,6 @@ export class OpRunner {
         // it is gone with the jobs it held: they count as failed, and it gets no more
         const lost = this.held[i]!;
         this.held[i] = Infinity;
-        if (this.bunzip?.worker === i) this.bunzip = undefined;
         this.pending -= Math.max(0, lost - 1);
         // one line: the event's message carries a source excerpt
         const lines = e.message.split("\n");
@@ -131,16 +117,21 @@ export class OpRunner {
     this.pump();
   }
 
-  /** The live worker holding fewest jobs, other than `not`; undefined when none has room. */
-  private freest(not?: number): number | undefined {
+  /** The live worker holding fewest jobs; undefined when none has room. */
+  private freest(): number | undefined {
     let best: number | undefined;
     for (let i = 0; i < this.workers.length; i++) {
-      if (i !== not && this.held[i]! < PER_WORKER && (best === undefined || this.held[i]! < this.held[best]!)) best = i;
+      if (this.held[i]! < PER_WORKER && (best === undefined || this.held[i]! < this.held[best]!)) best = i;
     }
     return best;
   }
 
-  /** Hands queued jobs to workers, up to PER_WORKER each, the bunzip2s to one worker at a time. */
+  /**
+   * Hands queued jobs, in order, to whichever worker holds fewest, up to PER_WORKER each. The
+   * bunzip2s run on every worker at once: libbz2's inverse BWT is the longest part of an apply,
+   * and two of them in parallel each ran at nearly the speed of one alone here (the 3.6 MB
+   * tables do not evict each other from this machine's caches).
+   */
   private pump(): void {
     while (this.queue.length > 0) {
       if (this.held.every((h) => h === Infinity)) {
@@ -148,23 +139,9 @@ export class OpRunner {
         for (const job of this.queue.splice(0)) this.finished({ index: job.index, error: { check: "operation", message: "no apply worker left" } });
         return;
       }
-      const bz = this.bunzip;
-      const bzTo = bz ? (this.held[bz.worker]! < PER_WORKER ? bz.worker : undefined) : this.freest();
-      // a single worker does everything; otherwise the bunzip2 worker takes nothing else
-      const plainTo = this.workers.length === 1 ? this.freest() : this.freest(bz?.worker);
-      const firstBz = bzTo === undefined ? -1 : this.queue.findIndex((j) => j.type === 1);
-      const firstPlain = plainTo === undefined ? -1 : this.queue.findIndex((j) => j.type !== 1);
-      let at: number;
-      if (firstBz >= 0 && (firstPlain < 0 || firstBz < firstPlain)) at = firstBz;
-      else if (firstPlain >= 0) at = firstPlain;
-      else return;
-      const job = this.queue.splice(at, 1)[0]!;
-      const to = job.type === 1 ? bzTo! : plainTo!;
-      if (job.type === 1) {
-        if (this.bunzip) this.bunzip.held++;
-        else this.bunzip = { worker: to, held: 1 };
-      }
-      this.types.set(job.index, job.type);
+      const to = this.freest();
+      if (to === undefined) return;
+      const job = this.queue.shift()!;
       this.held[to]!++;
       this.workers[to]!.postMessage(job, [job.blob.buffer as ArrayBuffer]);
     }

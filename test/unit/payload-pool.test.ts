@@ -51,7 +51,7 @@ describe("OpRunner", () => {
     }
   });
 
-  test("REPLACE_BZ jobs (run one at a time) and REPLACE jobs mixed: all answer, a corrupt bzip2 blob fails alone", async () => {
+  test("REPLACE_BZ and REPLACE jobs mixed on two workers: all answer, a corrupt bzip2 blob fails alone", async () => {
     const outcomes: OpOutcome[] = [];
     const r = new OpRunner(2, (o) => outcomes.push(o));
     try {
