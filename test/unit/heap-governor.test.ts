@@ -5,7 +5,7 @@ import { startHeapGovernor } from "../../internal/kv/heap-governor.ts";
 
 test("collects once the heap outgrows what the last collection left", async () => {
   // the ceiling above this process's heap: in a full run, earlier test files leave it past the default 256 MiB
-  const g = startHeapGovernor({ intervalMs: 1, ratio: 1.1, slackBytes: 1 << 20, maxHeapBytes: heapSize() + (512 << 20) });
+  const g = startHeapGovernor({ intervalMs: 1, ratio: 1.1, slackBytes: 1 << 20, floorBytes: 0, maxHeapBytes: heapSize() + (512 << 20) });
   const held: number[][] = [];
   try {
     // grow the heap with data that stays reachable across samples (young garbage would be gone
@@ -32,8 +32,26 @@ test("an idle heap is left alone", async () => {
   }
 });
 
+test("a heap below floorBytes is left to the engine, however much it grew", async () => {
+  const g = startHeapGovernor({ intervalMs: 1, ratio: 1, slackBytes: 0, floorBytes: heapSize() + (256 << 20), maxHeapBytes: Infinity });
+  const held: number[][] = [];
+  try {
+    const before = heapSize();
+    // ~30 MB that stays reachable: well past ratio 1 + no slack, well below the floor
+    for (let i = 0; i < 20; i++) {
+      for (let j = 0; j < 64; j++) held.push(new Array(2048).fill(i));
+      await Bun.sleep(2);
+    }
+    expect(heapSize()).toBeGreaterThan(before);
+    expect(g.collections).toBe(0);
+  } finally {
+    g.stop();
+    held.length = 0;
+  }
+});
+
 test("a heap past maxHeapBytes is left to the engine", async () => {
-  const g = startHeapGovernor({ intervalMs: 1, ratio: 1, slackBytes: 0, maxHeapBytes: 1 });
+  const g = startHeapGovernor({ intervalMs: 1, ratio: 1, slackBytes: 0, floorBytes: 0, maxHeapBytes: 1 });
   const held: number[][] = [];
   try {
     for (let i = 0; i < 20; i++) {
