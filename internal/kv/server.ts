@@ -502,7 +502,10 @@ export class EtcdServer {
    * record differs (etcd's attributes write); until that is applied it is not ready (/health).
    */
   private publish(): void {
-    if (this.published || this.publishing) return;
+    // Once stopped, a proposal fails at once: retrying would loop on microtasks alone, starving
+    // the event loop so that the stop (a removed member's exit) never finishes. A removed member
+    // has no record left to publish to.
+    if (this.stopped || this.cluster.isRemoved(this.id) || this.published || this.publishing) return;
     this.publishing = true;
     const clientURLs = this.cfg.advertiseClientUrls;
     this.changeMembership({ type: "attributes", id: this.id, name: this.cfg.name, clientURLs })
