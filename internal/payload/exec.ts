@@ -3,6 +3,7 @@
 // use the other cores while the main thread downloads; the same function runs inline when
 // workers are not wanted.
 import type { Bzip2Library } from "./bzip2.ts";
+import type { StartWriteback } from "./writeback.ts";
 
 export interface OpJob {
   index: number;
@@ -29,6 +30,7 @@ export interface OpEnv {
   sha256(b: Uint8Array): Uint8Array;
   bz: Bzip2Library;
   writeSync(fd: number, b: Uint8Array, off: number, len: number, pos: number): number;
+  writeback: StartWriteback;
   /** Reused output buffer for bunzip2 (grown as needed). */
   scratch: { buf: Uint8Array };
   zeros: Uint8Array;
@@ -90,6 +92,7 @@ export function executeOp(job: OpJob, env: OpEnv): OpOutcome {
         put(env.zeros.subarray(0, n), job.destOffset + at + pad);
         pad += n;
       }
+      env.writeback(job.fd, job.destOffset + at, bytes);
     } catch (e) {
       return { index: job.index, error: { check: "write", message: `writing the ${job.destName}: ${(e as Error).message}` } };
     }

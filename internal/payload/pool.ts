@@ -8,20 +8,34 @@ import { writeSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { bzip2Library } from "./bzip2.ts";
 import { executeOp, type OpEnv, type OpJob, type OpOutcome } from "./exec.ts";
+import { writebackLibrary } from "./writeback.ts";
+
+interface OpEnvDeps {
+  f: typeof ffi;
+  createHash: typeof createHash;
+  writeSync: typeof writeSync;
+  bzip2Library: typeof bzip2Library;
+  writebackLibrary: typeof writebackLibrary;
+}
+
+/** A thread's environment for executeOp. Self-contained (uses only its parameter): the workers get its source text. */
+function makeOpEnv(d: OpEnvDeps): OpEnv {
+  return {
+    sha256: (b) => d.createHash("sha256").update(b).digest(),
+    bz: d.bzip2Library(d.f),
+    writeSync: d.writeSync,
+    writeback: d.writebackLibrary(d.f),
+    scratch: { buf: new Uint8Array(0) },
+    zeros: new Uint8Array(1 << 20),
+  };
+}
 
 const WORKER_SOURCE = `
 import * as ffi from "bun:ffi";
 import { createHash } from "node:crypto";
 import { writeSync } from "node:fs";
-const bzip2Library = ${bzip2Library.toString()};
 const executeOp = ${executeOp.toString()};
-const env = {
-  sha256: (b) => createHash("sha256").update(b).digest(),
-  bz: bzip2Library(ffi),
-  writeSync,
-  scratch: { buf: new Uint8Array(0) },
-  zeros: new Uint8Array(1 << 20),
-};
+const env = (${makeOpEnv.toString()})({ f: ffi, createHash, writeSync, bzip2Library: ${bzip2Library.toString()}, writebackLibrary: ${writebackLibrary.toString()} });
 // the blob's buffer goes back (moved, not copied) to be the main thread's next receive buffer
 self.onmessage = (e) => {
   const out = executeOp(e.data, env);
@@ -101,13 +115,7 @@ export class OpRunner {
     this.pendingBytes += job.blob.length;
     this.sizes.set(job.index, job.blob.length);
     if (this.workers.length === 0) {
-      this.inline ??= {
-        sha256: (b) => createHash("sha256").update(b).digest(),
-        bz: bzip2Library(ffi),
-        writeSync,
-        scratch: { buf: new Uint8Array(0) },
-        zeros: new Uint8Array(1 << 20),
-      };
+      this.inline ??= makeOpEnv({ f: ffi, createHash, writeSync, bzip2Library, writebackLibrary });
       const out = executeOp(job, this.inline);
       this.recycle(job.blob.buffer as ArrayBuffer);
       queueMicrotask(() => this.finished(out));

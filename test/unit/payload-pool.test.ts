@@ -1,10 +1,15 @@
 // The apply workers' job queue: every job answers exactly once, whichever worker runs it, and a
 // worker that dies does not leave the applier waiting forever.
 import { describe, expect, test } from "bun:test";
+import * as ffi from "bun:ffi";
 import { createHash } from "node:crypto";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { OpJob, OpOutcome } from "../../internal/payload/exec.ts";
 import { bzip2 } from "../../internal/payload/bzip2.ts";
 import { OpRunner } from "../../internal/payload/pool.ts";
+import { writebackLibrary } from "../../internal/payload/writeback.ts";
 
 const MiB = 1 << 20;
 
@@ -87,6 +92,31 @@ describe("OpRunner", () => {
       expect(outcomes[0]!.error!.message).toMatch(/^apply worker failed: TypeError: [^\n]*extents/);
     } finally {
       r.close();
+    }
+  });
+});
+
+describe("writebackLibrary", () => {
+  test("queues write-back of written bytes and ignores what it cannot: a bad descriptor, a character device, an empty range", () => {
+    const start = writebackLibrary(ffi);
+    const dir = mkdtempSync(join(tmpdir(), "coreos-writeback-"));
+    try {
+      const path = join(dir, "f");
+      const fd = openSync(path, "w+");
+      const data = new Uint8Array(3 * MiB).fill(7);
+      writeSync(fd, data, 0, data.length, 0);
+      start(fd, 0, data.length);
+      start(fd, MiB, 0);
+      closeSync(fd);
+      expect(readFileSync(path)).toEqual(Buffer.from(data));
+      start(-1, 0, 4096);
+      const [r, w] = [openSync("/dev/null", "r"), openSync("/dev/null", "w")];
+      start(r, 0, 4096);
+      start(w, 0, 4096);
+      closeSync(r);
+      closeSync(w);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
