@@ -28,8 +28,35 @@ export function freePort(): number {
   throw new Error("no free port found in 100 tries");
 }
 
+/**
+ * Every directory tempDir made and not yet cleaned up, with the test file that asked for it ("" when
+ * no test file is on the stack, e.g. after an await in a helper). Members preallocate WAL segments
+ * (tens of MB each), so none may outlive the run: see removeTempDirs.
+ */
+const made = new Map<string, string>();
+
+/** The test file on the calling stack, if any. */
+function callingTestFile(): string {
+  return new Error().stack?.match(/\/[^\s():]+\.test\.ts/)?.[0] ?? "";
+}
+
+/**
+ * Removes the directories of every test file other than `current` (test files run one after
+ * another in one process, so an earlier file is done with its directories), or with no argument
+ * all of them (test/helpers/preload.ts, once the run is over).
+ */
+export function removeTempDirs(current?: string): void {
+  for (const [dir, owner] of made)
+    if (current === undefined || (owner !== "" && owner !== current)) cleanup(dir);
+}
+
+/** A fresh directory under the system temp dir, removed at the latest once its test file is done. */
 export function tempDir(prefix = "coreos-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const owner = callingTestFile();
+  if (owner !== "") removeTempDirs(owner);
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.set(dir, owner);
+  return dir;
 }
 
 export interface Server {
@@ -146,4 +173,5 @@ export function startEtcd(o: ServerOptions = {}): Promise<Server> {
 
 export function cleanup(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+  made.delete(dir);
 }
