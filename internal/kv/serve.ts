@@ -97,7 +97,7 @@ export async function serve(cfg: KvConfig): Promise<void> {
     };
     process.once("SIGTERM", () => stop("received SIGTERM"));
     process.once("SIGINT", () => stop("received SIGINT"));
-    server.onRemoved = () => stop("removed from the cluster");
+    void server.removal.then(() => stop("removed from the cluster"));
   });
   // The server first hands leadership over, which needs the peer listener for the answers.
   await server.stop();

@@ -120,8 +120,12 @@ export class EtcdServer {
   private readonly requestTimeoutMs: number;
   readonly node: RawNode;
   readonly transport: Transport;
-  /** Called when this member learns it was removed from the cluster: it must stop. */
-  onRemoved: () => void = () => {};
+  private readonly removedSignal = Promise.withResolvers<void>();
+  /**
+   * Settles once this member learns it was removed from the cluster: it must stop. Also when it
+   * learns so while it opens (a removed member restarted on its data), before anyone could listen.
+   */
+  readonly removal: Promise<void> = this.removedSignal.promise;
 
   private constructor(
     readonly cfg: ServerConfig,
@@ -492,7 +496,7 @@ export class EtcdServer {
   private removed(): void {
     if (this.stopped) return;
     log.warn("the member has been permanently removed from the cluster; shutting down");
-    queueMicrotask(() => this.onRemoved());
+    this.removedSignal.resolve();
   }
 
   private publishing = false;

@@ -143,7 +143,8 @@ export function serverFor(proc: Subprocess, m: { name: string; dataDir: string; 
   };
 }
 
-async function start(cmd: string[], o: ServerOptions): Promise<Server> {
+/** Starts a member process without waiting for it: the handle's URL is where it will answer. */
+function spawn(cmd: string[], o: ServerOptions): Server {
   const name = o.name ?? "n1";
   const dataDir = o.dataDir ?? join(tempDir(), `${name}.etcd`);
   const clientPort = o.clientPort ?? freePort();
@@ -154,16 +155,28 @@ async function start(cmd: string[], o: ServerOptions): Promise<Server> {
     stderr: process.env.TEST_VERBOSE ? "inherit" : "ignore",
     env: { ...process.env, ...o.env },
   });
-  const server = serverFor(proc, { name, dataDir, peerPort, url: o.readyUrl ?? `http://127.0.0.1:${clientPort}` });
-  await waitReady(server.url, proc, 15000, o.readyTls);
+  return serverFor(proc, { name, dataDir, peerPort, url: o.readyUrl ?? `http://127.0.0.1:${clientPort}` });
+}
+
+async function start(cmd: string[], o: ServerOptions): Promise<Server> {
+  const server = spawn(cmd, o);
+  await waitReady(server.url, server.proc, 15000, o.readyTls);
   return server;
+}
+
+/** `coreos kv serve`: the compiled binary, or with COREOS_CMD (e.g. "bun cmd/coreos.ts") the sources. */
+function oursCmd(): string[] {
+  return [...(process.env.COREOS_CMD?.split(" ") ?? [BIN]), "kv", "serve"];
 }
 
 /** Our `coreos kv serve` (the compiled binary) as a single member. */
 export function startOurs(o: ServerOptions = {}): Promise<Server> {
-  // COREOS_CMD (e.g. "bun cmd/coreos.ts") runs the sources instead of the compiled binary.
-  const cmd = process.env.COREOS_CMD?.split(" ") ?? [BIN];
-  return start([...cmd, "kv", "serve"], o);
+  return start(oursCmd(), o);
+}
+
+/** Our member, not waited for: one expected to stop by itself before it is ever ready. */
+export function spawnOurs(o: ServerOptions = {}): Server {
+  return spawn(oursCmd(), o);
 }
 
 /** The real etcd (Debian etcd-server) with the v2 API on, as a single member. */

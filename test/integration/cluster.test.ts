@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { TestCluster } from "../helpers/cluster.ts";
-import { tempDir } from "../helpers/procs.ts";
+import { spawnOurs, tempDir } from "../helpers/procs.ts";
 
 const form = { "Content-Type": "application/x-www-form-urlencoded" };
 
@@ -140,7 +140,7 @@ describe("a 3-member cluster", () => {
     const snaps = readdirSync(join(c.specs[down]!.dataDir, "member", "snap")).filter((f) => f.endsWith(".snap"));
     expect(snaps.length).toBeGreaterThan(0);
     expect(((await (await fetch(`${c.url(down)}/v2/keys/bulk/k999`)).json()) as { node: { value: string } }).node.value).toBe("v19999");
-  }, 120_000);
+  }, 90_000);
 
   test("a member added at runtime joins and serves the data; removed, it stops by itself", async () => {
     const dir = tempDir("coreos-join-");
@@ -174,6 +174,13 @@ describe("a 3-member cluster", () => {
     const again = await fetch(`${c.endpoints[0]}/v2/members/${id}`, { method: "DELETE" });
     expect(again.status).toBe(410);
     expect(existsSync(c.specs[i]!.dataDir)).toBe(true);
+    // Restarted on that data, it finds its removal in its own log and stops by itself again.
+    const restarted = spawnOurs(c.options(i, "existing", initial));
+    try {
+      await until("the restarted removed member to exit", async () => restarted.proc.exitCode !== null);
+    } finally {
+      await restarted.kill();
+    }
   }, 90_000);
 });
 
