@@ -208,6 +208,8 @@ export class EtcdServer {
       server = new EtcdServer(cfg, store, cluster, opened.wal, snapshotter, storage, meta, snap?.index ?? 0, undefined);
       server.hard = opened.hardState ?? server.hard;
       log.info(`restarted member ${meta.memberId} in cluster ${meta.clusterId} at commit index ${server.hard.commit}`);
+      // A snapshot made just after its removal applied holds it: no entry replayed would tell.
+      if (cluster.isRemoved(meta.memberId)) server.removed();
     } else {
       const meta = await newMetadata(cfg);
       const wal = await Wal.create(walDir, encoder.encode(JSON.stringify(meta)));

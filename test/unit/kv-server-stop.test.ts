@@ -1,9 +1,14 @@
-// A member stopped while its attributes publish is still in flight (a member removed right after
-// it joined stops exactly then) must finish stopping. The publish retried on its rejection; once
-// stopped, every retry failed at once, so the retries ran on microtasks alone and starved the
-// event loop: the stop, and the removed member's exit, never came.
+// A removed member stops. Stopped while its attributes publish is still in flight (a member removed
+// right after it joined stops exactly then), it must finish stopping: the publish retried on its
+// rejection; once stopped, every retry failed at once, so the retries ran on microtasks alone and
+// starved the event loop, and the stop, and the removed member's exit, never came. Restarted on a
+// snapshot that holds its removal, it must learn of it as it opens.
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
+import type { ClusterState } from "../../internal/kv/cluster.ts";
+import { EtcdServer, type ServerConfig } from "../../internal/kv/server.ts";
+import { Snapshotter } from "../../internal/snap/snapshotter.ts";
+import { Wal } from "../../internal/wal/wal.ts";
 import { cleanup, ROOT, tempDir } from "../helpers/procs.ts";
 
 const dir = tempDir();
@@ -36,3 +41,37 @@ test("a member stopped while publishing its attributes finishes stopping", async
   expect(out[1]).toBe("stopped");
   expect(exited).toBe(0);
 }, 30_000);
+
+test("a member restarted on a snapshot that holds its removal learns of it as it opens", async () => {
+  const peer = "http://127.0.0.1:1";
+  const cfg: ServerConfig = {
+    name: "gone", dataDir: join(dir, "gone.etcd"),
+    advertiseClientUrls: ["http://127.0.0.1:2"], advertisePeerUrls: [peer],
+    initialCluster: new Map([["gone", [peer]]]), clusterState: "new", clusterToken: "t",
+    heartbeatMs: 100, electionMs: 1000, snapshotCount: 10000,
+  };
+  const first = await EtcdServer.open(cfg);
+  // Its attributes entry, of the current term, is the last applied: the snapshot's index and term.
+  for (let n = 0; n < 500 && !first.published; n++) await Bun.sleep(10);
+  expect(first.published).toBe(true);
+  const { appliedIndex: index, term, id } = first;
+  const text = new TextDecoder().decode(first.snapshotData());
+  await first.stop();
+
+  // The snapshot a member makes right after applying its own removal.
+  const nl = text.indexOf("\n");
+  const state = JSON.parse(text.slice(0, nl)) as ClusterState;
+  const removed: ClusterState = { members: state.members.filter((m) => m.id !== id), removed: [id] };
+  const data = new TextEncoder().encode(`${JSON.stringify(removed)}${text.slice(nl)}`);
+  await new Snapshotter(join(cfg.dataDir, "member", "snap")).save({ index, term, data });
+  const { wal } = await Wal.open(join(cfg.dataDir, "member", "wal"), { index: 0, term: 0 });
+  await wal.saveSnapshot({ index, term });
+  await wal.close();
+
+  const again = await EtcdServer.open(cfg);
+  try {
+    expect(Bun.peek.status(again.removal)).toBe("fulfilled");
+  } finally {
+    await again.stop();
+  }
+});
