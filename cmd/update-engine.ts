@@ -9,6 +9,7 @@ const VERBS = {
   payload: "CrAU payloads: build, verify, apply",
   serve: "the Omaha update server with rollout policy, API and dashboard",
   admin: "the update server's admin CLI",
+  install: "write update-engine.service and the com.coreos.update1 bus policy under --root",
 } as const;
 type Verb = keyof typeof VERBS;
 
@@ -35,5 +36,6 @@ function load(verb: Verb): Promise<{ run(args: string[]): Promise<number> }> {
     case "payload": return import("./update-engine/payload.ts");
     case "serve": return import("./update-engine/serve.ts");
     case "admin": return import("./update-engine/admin.ts");
+    case "install": return import("./update-engine/install.ts");
   }
 }
