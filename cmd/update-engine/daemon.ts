@@ -1,5 +1,6 @@
 // coreos update-engine daemon (`update_engine`): flags, then internal/update's Engine with the
 // control socket (and optionally TCP) and com.coreos.update1 on the system bus when there is one.
+import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { parseGoDuration } from "../../internal/ctl/goflag.ts";
 import { serveUpdate1, type Update1Server } from "../../internal/dbus/update1.ts";
@@ -26,6 +27,7 @@ const FLAGS = {
   dbus: b(true, "serve com.coreos.update1 on the system bus when there is one"),
   "interval-scale": s("1", "multiply every check interval by this factor (e.g. 0.001 in tests)"),
   "mark-good-delay": s("45s", "mark the running USR partition good this long after start"),
+  "oem-postinst": s("", "the OEM post-install hook run before the switch (default <root>/oem/bin/oem-postinst, else <root>/usr/share/oem/bin/oem-postinst)"),
   seed: s("", "seed of the scheduling jitter (default: random)"),
   foreground: b(true, "accepted for update-engine.service's ExecStart (the daemon always runs in the foreground)"),
   logtostderr: b(true, "accepted for update-engine.service's ExecStart (logs always go to stderr)"),
@@ -58,6 +60,11 @@ function locateUsr(diskFlag: string, usrFlag: string): { disk: string | null; us
     logger("update_engine").warn(`the running USR partition is unknown: ${(e as Error).message}`);
     return { disk: diskFlag || null, usr };
   }
+}
+
+/** Where flatcar-postinst looks: /usr/share/oem is /oem on newer images, and the only one on older ones. */
+function oemPostinstPaths(root: string): string[] {
+  return ["/oem/bin/oem-postinst", "/usr/share/oem/bin/oem-postinst"].map((p) => join(root, p));
 }
 
 async function daemon(args: string[]): Promise<number> {
@@ -111,6 +118,7 @@ async function daemon(args: string[]): Promise<number> {
     intervalScale: scale,
     markGoodDelayMs,
     periodicChecks: !host.devMode,
+    oemPostinst: v["oem-postinst"] ? [v["oem-postinst"]] : oemPostinstPaths(v["root-dir"]),
   });
   const sockPath = socketPath(v["control-socket"], env);
   const control = new StatusServer(sockPath, engine.status, {

@@ -1,7 +1,7 @@
 // The update engine daemon's core: performs the effects of the pure state machine (machine.ts)
 // against the world — Omaha requests over HTTP, the payload download onto the passive USR
 // partition, the GPT switch, prefs, timers — and publishes every status change.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import * as gpt from "../gpt/index.ts";
 import type { ConsolaInstance } from "consola";
@@ -80,6 +80,11 @@ export interface EngineOptions {
   markGoodDelayMs: number;
   /** Periodic checks at all (interactive ones always work). */
   periodicChecks: boolean;
+  /**
+   * flatcar-postinst's OEM hook (§4.4): the first of these that is an executable file runs before
+   * the switch. Default: none.
+   */
+  oemPostinst?: readonly string[];
   now?: () => number;
   fetch?: typeof fetch;
   /** Default: the "update_engine" tag of internal/log. */
@@ -495,8 +500,9 @@ export class Engine {
     return { headers: { Authorization: `Basic ${Buffer.from(`${h.downloadUser}:${h.downloadPassword}`).toString("base64")}` } };
   }
 
-  /** flatcar-postinst's switch (§4.4) and the completion records of §1.4. */
+  /** flatcar-postinst's OEM hook and switch (§4.4), and the completion records of §1.4. */
   private async finalize(offer: UpdateOffer): Promise<Input> {
+    if (!(await this.oemPostinst())) return { type: "failed", code: ErrorCode.PostinstallRunnerError, resumed: false };
     // Recorded before the switch, so a switched table never goes without it (a throw here leaves
     // the table as it was); taken back if the switch fails, or the next check would claim a rollback.
     const before = this.prefs.get(Pref.PreviousVersion);
@@ -523,4 +529,80 @@ export class Engine {
     this.log.info(`update to ${offer.version} complete; reboot to use it`);
     return { type: "finalized" };
   }
+
+  /**
+   * `/oem/bin/oem-postinst <slot> <mnt>` when it is an executable file (postinst's `[[ -x ]]`);
+   * false when it ran and failed, which fails the update before the switch. The original passes
+   * the mount point of the new USR, mounted read-only; this engine does not mount it and passes
+   * the new USR itself: its partition device on a block device, else the disk image.
+   */
+  private async oemPostinst(): Promise<boolean> {
+    const hook = (this.o.oemPostinst ?? []).find((p) => {
+      try {
+        if (!statSync(p).isFile()) return false;
+      } catch {
+        return false;
+      }
+      try {
+        accessSync(p, constants.X_OK);
+        return true;
+      } catch {
+        this.log.warn(`OEM post-install hook ${p} is not executable: not run`);
+        return false;
+      }
+    });
+    if (hook === undefined) return true;
+    let argv: string[];
+    try {
+      const s = this.slots();
+      if (typeof s === "string") throw new Error(s);
+      const slot = /^(USR|ROOT)-([AB])$/.exec(s.passive.label)?.[2];
+      if (slot === undefined) throw new Error(`partition ${s.passive.number} has PARTLABEL "${s.passive.label}", not USR-A or USR-B`);
+      argv = [hook, slot, partitionPath(s.disk, s.passive.number)];
+    } catch (err) {
+      this.log.error(`OEM post-install hook ${hook} not run: ${(err as Error).message}`);
+      return false;
+    }
+    this.log.info(`running OEM post-install hook: ${argv.join(" ")}`);
+    let code: number | null;
+    let signal: string | null;
+    try {
+      const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const kill = () => proc.kill("SIGTERM");
+      this.abort.signal.addEventListener("abort", kill, { once: true });
+      await Promise.all([this.logLines(proc.stdout), this.logLines(proc.stderr), proc.exited]);
+      this.abort.signal.removeEventListener("abort", kill);
+      code = proc.exitCode;
+      signal = proc.signalCode === null ? null : String(proc.signalCode);
+    } catch (err) {
+      this.log.error(`OEM post-install hook ${hook} failed to start: ${(err as Error).message}`);
+      return false;
+    }
+    if (code === 0) {
+      this.log.info(`OEM post-install hook ${hook} succeeded`);
+      return true;
+    }
+    this.log.error(`OEM post-install hook ${hook} failed (${signal ? `killed by ${signal}` : `exit status ${code}`}): the update is not switched to`);
+    return false;
+  }
+
+  /** The hook's output, one log line per line it wrote. */
+  private async logLines(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    let rest = "";
+    const emit = (line: string) => this.log.info(`oem-postinst: ${line}`);
+    for await (const chunk of stream) {
+      const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+      rest = lines.pop()!;
+      for (const l of lines) emit(l);
+    }
+    rest += decoder.decode();
+    if (rest !== "") emit(rest);
+  }
+}
+
+/** A partition's device node on a block-device disk (sda → sda4, nvme0n1 → nvme0n1p4), else the disk (an image file). */
+function partitionPath(disk: string, n: number): string {
+  if (!statSync(disk).isBlockDevice()) return disk;
+  return /[0-9]$/.test(disk) ? `${disk}p${n}` : `${disk}${n}`;
 }
