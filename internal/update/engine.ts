@@ -1,9 +1,10 @@
 // The update engine daemon's core: performs the effects of the pure state machine (machine.ts)
 // against the world — Omaha requests over HTTP, the payload download onto the passive USR
 // partition, the GPT switch, prefs, timers — and publishes every status change.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import * as gpt from "../gpt/index.ts";
+import { blockDir, SYSFS } from "../gpt/sysfs.ts";
 import type { ConsolaInstance } from "consola";
 import { logger } from "../log/log.ts";
 import {
@@ -570,7 +571,11 @@ export class Engine {
       const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
       const kill = () => proc.kill("SIGTERM");
       this.abort.signal.addEventListener("abort", kill, { once: true });
-      await Promise.all([this.logLines(proc.stdout), this.logLines(proc.stderr), proc.exited]);
+      const output = Promise.all([this.logLines(proc.stdout), this.logLines(proc.stderr)]);
+      await proc.exited;
+      // A child the hook left running may hold its output open: its lines are still logged, but
+      // the update does not wait for them.
+      await Promise.race([output, Bun.sleep(1000)]);
       this.abort.signal.removeEventListener("abort", kill);
       code = proc.exitCode;
       signal = proc.signalCode === null ? null : String(proc.signalCode);
@@ -601,8 +606,29 @@ export class Engine {
   }
 }
 
-/** A partition's device node on a block-device disk (sda → sda4, nvme0n1 → nvme0n1p4), else the disk (an image file). */
-function partitionPath(disk: string, n: number): string {
-  if (!statSync(disk).isBlockDevice()) return disk;
-  return /[0-9]$/.test(disk) ? `${disk}p${n}` : `${disk}${n}`;
+/**
+ * A partition's device node when `disk` is a block device: the kernel's name for it from sysfs
+ * (so a /dev/disk/by-id link works too), else the kernel's naming rule (sda → sda4, nvme0n1 →
+ * nvme0n1p4). An image file is its own answer.
+ */
+export function partitionPath(disk: string, n: number, sysfs = SYSFS): string {
+  const st = statSync(disk, { bigint: true });
+  if (!st.isBlockDevice()) return disk;
+  let dir: string | null = null;
+  try {
+    dir = realpathSync(blockDir(st.rdev, sysfs));
+  } catch {
+    // no sysfs entry: the naming rule below
+  }
+  for (const name of dir === null ? [] : readdirSync(dir)) {
+    let number: string;
+    try {
+      number = readFileSync(join(dir!, name, "partition"), "utf8").trim();
+    } catch {
+      continue;
+    }
+    if (number === String(n)) return `/dev/${name}`;
+  }
+  const path = realpathSync(disk);
+  return /[0-9]$/.test(path) ? `${path}p${n}` : `${path}${n}`;
 }

@@ -74,10 +74,19 @@ describe("the OEM post-install hook", () => {
     const seen = join(dir, "seen-ok");
     const m = await machine("ok", (root) => {
       // The hook keeps its arguments and a copy of the disk as it was while it ran.
-      script(join(root, "oem/bin/oem-postinst"), `echo "$@" > ${seen}.args\ncp --sparse=always "$2" ${seen}.img\necho hook says hello\n`);
+      // It also leaves a child holding its output open, which must not hold the update.
+      script(
+        join(root, "oem/bin/oem-postinst"),
+        `echo "$@" > ${seen}.args\ncp --sparse=always "$2" ${seen}.img\necho hook says hello\nsleep 600 &\necho $! > ${seen}.child\n`,
+      );
       return [];
     });
-    const r = await client(["-update"], m.d.socket);
+    let r;
+    try {
+      r = await client(["-update"], m.d.socket);
+    } finally {
+      if (existsSync(`${seen}.child`)) process.kill(Number(readFileSync(`${seen}.child`, "utf8")), "SIGKILL");
+    }
     expect(r.err).toContain("Update succeeded -- reboot needed.");
     expect(readFileSync(`${seen}.args`, "utf8")).toBe(`B ${m.disk}\n`);
     // While it ran: USR-B already held the new image, the table still booted A only.
