@@ -215,12 +215,23 @@ class Peer {
 
   /**
    * Followers only ever write to the leader, so without this they would not know whether the
-   * other peers are up: the strict reconfiguration checks need that on every member.
+   * other peers are up: the strict reconfiguration checks need that on every member. It also
+   * tells a member it was removed when nothing else would: one removed before it applied its
+   * own addition never counts itself a voter, so it never campaigns or answers, and no message
+   * of its could get the 410.
    */
   async probe(): Promise<void> {
     const started = performance.now();
     try {
-      const r = await fetch(`${this.url()}/version`, { signal: AbortSignal.timeout(1000), ...this.t.tlsInit });
+      const r = await fetch(`${this.url()}/raft/probe`, {
+        headers: { "X-Etcd-Cluster-ID": this.t.opts.clusterId, "X-Server-From": this.t.opts.selfId },
+        signal: AbortSignal.timeout(1000),
+        ...this.t.tlsInit,
+      });
+      if (r.status === 410) {
+        this.t.opts.onRemoved();
+        return;
+      }
       if (!r.ok) throw new Error(`status ${r.status}`);
       // With a stream there is no answer per batch: the probe's round trip is the latency.
       this.stats.sample(performance.now() - started);
@@ -370,6 +381,7 @@ export class Transport {
   routes(): Hono {
     const app = new Hono();
     const check = (req: Request) => this.check(req);
+    app.get("/raft/probe", (c) => check(c.req.raw) ?? c.text("ok\n"));
     app.post("/raft", async (c) => {
       const bad = check(c.req.raw);
       if (bad) return bad;
