@@ -1,7 +1,8 @@
 // The update engine daemon's core: performs the effects of the pure state machine (machine.ts)
 // against the world — Omaha requests over HTTP, the payload download onto the passive USR
 // partition, the GPT switch, prefs, timers — and publishes every status change.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as gpt from "../gpt/index.ts";
 import { blockDir, SYSFS } from "../gpt/sysfs.ts";
@@ -532,10 +533,9 @@ export class Engine {
   }
 
   /**
-   * `/oem/bin/oem-postinst <slot> <mnt>` when it is an executable file (postinst's `[[ -x ]]`);
-   * false when it ran and failed, which fails the update before the switch. The original passes
-   * the mount point of the new USR, mounted read-only; this engine does not mount it and passes
-   * the new USR itself: its partition device on a block device, else the disk image.
+   * `/oem/bin/oem-postinst <slot> <mnt>` when it is an executable file (postinst's `[[ -x ]]`),
+   * with the new USR mounted read-only at <mnt> as PostinstallRunner mounts it; false when it ran
+   * and failed, which fails the update before the switch.
    */
   private async oemPostinst(): Promise<boolean> {
     const hook = (this.o.oemPostinst ?? []).find((p) => {
@@ -553,17 +553,59 @@ export class Engine {
       }
     });
     if (hook === undefined) return true;
-    let argv: string[];
+    let slot: string;
+    let usr: { source: string; options: string };
     try {
       const s = this.slots();
       if (typeof s === "string") throw new Error(s);
-      const slot = /^(USR|ROOT)-([AB])$/.exec(s.passive.label)?.[2];
-      if (slot === undefined) throw new Error(`partition ${s.passive.number} has PARTLABEL "${s.passive.label}", not USR-A or USR-B`);
-      argv = [hook, slot, partitionPath(s.disk, s.passive.number)];
+      const m = /^(USR|ROOT)-([AB])$/.exec(s.passive.label);
+      if (!m) throw new Error(`partition ${s.passive.number} has PARTLABEL "${s.passive.label}", not USR-A or USR-B`);
+      slot = m[2]!;
+      usr = newUsrSource(s.disk, s.passive.number, gpt.partitionRange(gpt.readDisk(s.disk), s.passive.number));
     } catch (err) {
       this.log.error(`OEM post-install hook ${hook} not run: ${(err as Error).message}`);
       return false;
     }
+    const mnt = mkdtempSync(join(tmpdir(), "au_postint_mount."));
+    try {
+      const mounted = await this.command(["mount", "-o", usr.options, usr.source, mnt]);
+      if (mounted !== "") {
+        this.log.error(`mounting the new USR (${usr.source}) read-only failed: ${mounted}`);
+        return false;
+      }
+      this.log.info(`new USR ${usr.source} mounted read-only on ${mnt}`);
+      try {
+        return await this.runHook([hook, slot, mnt]);
+      } finally {
+        const unmounted = await this.command(["umount", mnt]);
+        if (unmounted !== "") {
+          // Still busy (a child of the hook inside it): detached now, gone once it is let go.
+          this.log.warn(`unmounting ${mnt}: ${unmounted}; detaching it lazily`);
+          await this.command(["umount", "-l", mnt]);
+        }
+      }
+    } finally {
+      try {
+        rmdirSync(mnt);
+      } catch (err) {
+        this.log.warn(`${mnt}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** A short command (mount, umount): "" when it succeeded, else why not in one line. */
+  private async command(argv: string[]): Promise<string> {
+    try {
+      const p = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+      const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+      return code === 0 ? "" : err.trim().replace(/\s*\n\s*/g, "; ") || `${argv[0]} exited with status ${code}`;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  private async runHook(argv: string[]): Promise<boolean> {
+    const hook = argv[0]!;
     this.log.info(`running OEM post-install hook: ${argv.join(" ")}`);
     let code: number | null;
     let signal: string | null;
@@ -604,6 +646,15 @@ export class Engine {
     rest += decoder.decode();
     if (rest !== "") emit(rest);
   }
+}
+
+/**
+ * What `mount` reads the new USR from: its partition device on a block-device disk, else the
+ * partition's byte range of the disk image through a loop device.
+ */
+export function newUsrSource(disk: string, n: number, range: { offset: number; length: number }, sysfs = SYSFS): { source: string; options: string } {
+  if (!statSync(disk).isBlockDevice()) return { source: disk, options: `ro,loop,offset=${range.offset},sizelimit=${range.length}` };
+  return { source: partitionPath(disk, n, sysfs), options: "ro" };
 }
 
 /**

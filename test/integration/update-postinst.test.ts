@@ -1,11 +1,12 @@
 // flatcar-postinst's OEM hook (§4.4 step 1) end to end: update_engine writes and verifies USR-B,
-// runs /oem/bin/oem-postinst B <new USR> and only then switches the table. A hook that fails
-// stops the update: event 3/0 with PostinstallRunnerError (5) reaches the server and the table is
-// as it was. No hook (or one that is not executable, as postinst's `[[ -x ]]`): the update as before.
+// mounts it read-only (the payload here is a real ext2 image), runs
+// /oem/bin/oem-postinst B <mount point> and only then switches the table. A hook that fails stops
+// the update: event 3/0 with PostinstallRunnerError (5) reaches the server and the table is as it
+// was. No hook (or one that is not executable, as postinst's `[[ -x ]]`): the update as before.
+// Mounting needs root and loop devices, as update_engine on a machine has.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { partitionRange, readDisk } from "../../internal/gpt/index.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
 import {
   attrs,
@@ -15,6 +16,7 @@ import {
   makePayload,
   OmahaServer,
   parseStatusBlock,
+  payloadOf,
   startDaemon,
   TEST_URL_FLAG,
   usr,
@@ -29,8 +31,19 @@ let payload: BuiltPayload;
 const daemons: Daemon[] = [];
 const servers: OmahaServer[] = [];
 
+/** A 2 MiB ext2 USR image holding /marker, as mke2fs builds it from a directory. */
+function ext2Image(): Uint8Array {
+  const tree = join(dir, "usr-tree");
+  mkdirSync(tree, { recursive: true });
+  writeFileSync(join(tree, "marker"), "USR 2.0.0\n");
+  const img = join(dir, "usr-ext2.img");
+  const r = Bun.spawnSync(["mke2fs", "-q", "-F", "-t", "ext2", "-d", tree, img, "2048"], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`mke2fs: ${r.stderr.toString()}`);
+  return new Uint8Array(readFileSync(img));
+}
+
 beforeAll(async () => {
-  payload = await makePayload(dir, keys.privatePem, "payload");
+  payload = await payloadOf(dir, keys.privatePem, "payload", ext2Image());
 });
 
 afterAll(async () => {
@@ -46,11 +59,11 @@ function script(path: string, body: string, mode = 0o755): void {
 }
 
 /** A machine at 1.0.0 on USR-A with its own server offering 2.0.0, and its daemon. */
-async function machine(name: string, setup: (root: string) => string[] = () => []) {
+async function machine(name: string, setup: (m: { root: string; disk: string }) => string[] = () => []) {
   const srv = new OmahaServer();
   servers.push(srv);
   const m = makeMachine(dir, name, { server: srv.url, publicPem: keys.publicPem });
-  const extra = setup(m.root);
+  const extra = setup(m);
   const d = await startDaemon({ root: m.root, disk: m.disk, usrPartition: "3", extra });
   daemons.push(d);
   srv.reply = { kind: "update", version: "2.0.0", payload };
@@ -60,24 +73,23 @@ async function machine(name: string, setup: (root: string) => string[] = () => [
 const sequence = (srv: OmahaServer) =>
   srv.log.map((l) => `${l.kind} ${l.events.map((e) => `${e.type}/${e.result}${e.errorCode !== undefined ? `/${e.errorCode}` : ""}`).join(",")}`);
 
-function partitionBytes(disk: string, n: number, bytes: number): Buffer {
-  const r = partitionRange(readDisk(disk), n);
-  const buf = Buffer.alloc(bytes);
-  const fd = openSync(disk, "r");
-  readSync(fd, buf, 0, bytes, r.offset);
-  closeSync(fd);
-  return buf;
-}
-
 describe("the OEM post-install hook", () => {
-  test("in /oem/bin under the root: runs with `B <new USR>` after the write, before the switch", async () => {
+  test("in /oem/bin under the root: runs with `B <new USR mounted ro>` after the write, before the switch", async () => {
     const seen = join(dir, "seen-ok");
-    const m = await machine("ok", (root) => {
-      // The hook keeps its arguments and a copy of the disk as it was while it ran.
-      // It also leaves a child holding its output open, which must not hold the update.
+    const m = await machine("ok", ({ root, disk }) => {
+      // The hook keeps its arguments, what it finds at the mount point, whether it can write
+      // there, and a copy of the disk as it was while it ran. It also leaves a child holding its
+      // output open, which must not hold the update.
       script(
         join(root, "oem/bin/oem-postinst"),
-        `echo "$@" > ${seen}.args\ncp --sparse=always "$2" ${seen}.img\necho hook says hello\nsleep 600 &\necho $! > ${seen}.child\n`,
+        `echo "$@" > ${seen}.args
+cat "$2/marker" > ${seen}.marker
+touch "$2/written" 2> /dev/null && echo writable > ${seen}.rw || echo read-only > ${seen}.rw
+cp --sparse=always ${disk} ${seen}.img
+echo hook says hello
+sleep 600 &
+echo $! > ${seen}.child
+`,
       );
       return [];
     });
@@ -88,17 +100,22 @@ describe("the OEM post-install hook", () => {
       if (existsSync(`${seen}.child`)) process.kill(Number(readFileSync(`${seen}.child`, "utf8")), "SIGKILL");
     }
     expect(r.err).toContain("Update succeeded -- reboot needed.");
-    expect(readFileSync(`${seen}.args`, "utf8")).toBe(`B ${m.disk}\n`);
-    // While it ran: USR-B already held the new image, the table still booted A only.
-    expect(partitionBytes(`${seen}.img`, 4, payload.image.length).equals(Buffer.from(payload.image))).toBe(true);
+    const [slot, mnt] = readFileSync(`${seen}.args`, "utf8").trim().split(" ");
+    expect(slot).toBe("B");
+    expect(mnt).toMatch(/\/au_postint_mount\.[^/]+$/);
+    // The new USR, read-only, and gone again afterwards.
+    expect(readFileSync(`${seen}.marker`, "utf8")).toBe("USR 2.0.0\n");
+    expect(readFileSync(`${seen}.rw`, "utf8")).toBe("read-only\n");
+    expect(existsSync(mnt!)).toBe(false);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(mnt!);
+    // While it ran the table still booted A only; after it, the switch.
     const during = usr(`${seen}.img`);
     expect([during.b.priority, during.b.tries, during.b.successful]).toEqual([0, 0, false]);
-    // After it: the switch.
     const after = usr(m.disk);
     expect([after.b.priority, after.b.tries, after.b.successful]).toEqual([2, 1, false]);
     expect(sequence(m.srv)).toEqual(["check 3/2", "event 13/1", "event 14/1", "event 3/1"]);
     const log = m.d.stderr();
-    expect(log).toContain(`running OEM post-install hook: ${join(m.root, "oem/bin/oem-postinst")} B ${m.disk}`);
+    expect(log).toContain(`running OEM post-install hook: ${join(m.root, "oem/bin/oem-postinst")} B ${mnt}`);
     expect(log).toContain("oem-postinst: hook says hello");
     expect(log).toContain("succeeded");
   }, 60000);
@@ -124,8 +141,24 @@ describe("the OEM post-install hook", () => {
     expect(log).toContain("exit status 3");
   }, 60000);
 
+  test("a new USR that does not mount: error 5, the hook not run, no switch", async () => {
+    const ran = join(dir, "ran-on-garbage");
+    const m = await machine("garbage", ({ root }) => {
+      script(join(root, "oem/bin/oem-postinst"), `touch ${ran}\n`);
+      return [];
+    });
+    m.srv.reply = { kind: "update", version: "2.0.0", payload: await makePayload(dir, keys.privatePem, "not-a-filesystem") };
+    const table = attrs(m.disk);
+    const r = await client(["-update"], m.d.socket);
+    expect(r.err).toContain("Update failed.");
+    expect(existsSync(ran)).toBe(false);
+    expect(attrs(m.disk)).toBe(table);
+    expect(sequence(m.srv).at(-1)).toBe(`event 3/0/${POSTINSTALL_RUNNER_ERROR | TEST_URL_FLAG}`);
+    expect(m.d.stderr()).toContain("mounting the new USR");
+  }, 60000);
+
   test("absent, or not executable: the update goes on as without one", async () => {
-    const m = await machine("none", (root) => {
+    const m = await machine("none", ({ root }) => {
       script(join(root, "usr/share/oem/bin/oem-postinst"), `touch ${join(dir, "must-not-run")}\n`, 0o644);
       return [];
     });
@@ -133,6 +166,7 @@ describe("the OEM post-install hook", () => {
     expect(r.err).toContain("Update succeeded -- reboot needed.");
     expect(existsSync(join(dir, "must-not-run"))).toBe(false);
     expect(m.d.stderr()).toContain("is not executable: not run");
+    expect(m.d.stderr()).not.toContain("mounted read-only");
     const after = usr(m.disk);
     expect([after.b.priority, after.b.tries, after.b.successful]).toEqual([2, 1, false]);
     expect(sequence(m.srv)).toEqual(["check 3/2", "event 13/1", "event 14/1", "event 3/1"]);

@@ -1,10 +1,10 @@
-// The device the OEM post-install hook is given for the new USR: the kernel's partition name from
-// sysfs (a sysfs tree of the test's own, device nodes made with mknod), the naming rule when sysfs
-// has nothing, and an image file as itself.
+// What the OEM post-install hook's mount of the new USR reads from: on a block device the kernel's
+// partition name from sysfs (a sysfs tree of the test's own, device nodes made with mknod) or the
+// naming rule when sysfs has nothing; on a disk image its partition's byte range through a loop.
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { partitionPath } from "../../internal/update/engine.ts";
+import { newUsrSource, partitionPath } from "../../internal/update/engine.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
 
 const dir = tempDir("coreos-ue-postinst-unit-");
@@ -50,5 +50,19 @@ describe("partitionPath", () => {
     const img = join(dir, "disk.img");
     writeFileSync(img, "");
     expect(partitionPath(img, 4, sys)).toBe(img);
+  });
+});
+
+describe("newUsrSource", () => {
+  const range = { offset: 3 * 1024 * 1024, length: 16 * 1024 * 1024 };
+  test("a disk image: its partition's byte range through a loop device, read-only", () => {
+    const img = join(dir, "whole.img");
+    writeFileSync(img, "");
+    expect(newUsrSource(img, 4, range)).toEqual({ source: img, options: `ro,loop,offset=${3 * 1024 * 1024},sizelimit=${16 * 1024 * 1024}` });
+  });
+  test("a block device: the partition's node, read-only", () => {
+    const sys = join(dir, "sys2");
+    sysDisk(sys, 8, 32, "sdc", { sdc4: 4 });
+    expect(newUsrSource(node("sdc-link", 8, 32), 4, range, sys)).toEqual({ source: "/dev/sdc4", options: "ro" });
   });
 });
