@@ -566,7 +566,13 @@ export class Engine {
       this.log.error(`OEM post-install hook ${hook} not run: ${(err as Error).message}`);
       return false;
     }
-    const mnt = mkdtempSync(join(tmpdir(), "au_postint_mount."));
+    let mnt: string;
+    try {
+      mnt = mkdtempSync(join(tmpdir(), "au_postint_mount."));
+    } catch (err) {
+      this.log.error(`no mount point for the new USR: ${(err as Error).message}`);
+      return false;
+    }
     try {
       const mounted = await this.command(["mount", "-o", usr.options, usr.source, mnt]);
       if (mounted !== "") {
