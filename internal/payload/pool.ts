@@ -26,8 +26,14 @@ function makeOpEnv(d: OpEnvDeps): OpEnv {
     writeSync: d.writeSync,
     writeback: d.writebackLibrary(d.f),
     scratch: { buf: new Uint8Array(0) },
+    decoded: [],
     zeros: new Uint8Array(1 << 20),
   };
+}
+
+/** The environment of operations run on the calling thread. */
+export function inlineOpEnv(): OpEnv {
+  return makeOpEnv({ f: ffi, createHash, writeSync, bzip2Library, writebackLibrary });
 }
 
 const WORKER_SOURCE = `
@@ -115,7 +121,7 @@ export class OpRunner {
     this.pendingBytes += job.blob.length;
     this.sizes.set(job.index, job.blob.length);
     if (this.workers.length === 0) {
-      this.inline ??= makeOpEnv({ f: ffi, createHash, writeSync, bzip2Library, writebackLibrary });
+      this.inline ??= inlineOpEnv();
       const out = executeOp(job, this.inline);
       this.recycle(job.blob.buffer as ArrayBuffer);
       queueMicrotask(() => this.finished(out));

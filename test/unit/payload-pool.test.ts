@@ -6,9 +6,9 @@ import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { OpJob, OpOutcome } from "../../internal/payload/exec.ts";
-import { bzip2 } from "../../internal/payload/bzip2.ts";
-import { OpRunner } from "../../internal/payload/pool.ts";
+import { executeOp, type OpJob, type OpOutcome } from "../../internal/payload/exec.ts";
+import { bzip2, bzip2Library } from "../../internal/payload/bzip2.ts";
+import { inlineOpEnv, OpRunner } from "../../internal/payload/pool.ts";
 import { writebackLibrary } from "../../internal/payload/writeback.ts";
 
 const MiB = 1 << 20;
@@ -115,6 +115,59 @@ describe("writebackLibrary", () => {
       start(w, 0, 4096);
       closeSync(r);
       closeSync(w);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("executeOp's decoded-blob reuse", () => {
+  const zeros = bzip2(new Uint8Array(MiB));
+  const text = bzip2(new TextEncoder().encode("usr/lib/systemd ".repeat(MiB / 16)));
+  const bzJob = (index: number, blob: Uint8Array, withHash = true): OpJob => ({
+    ...job(index, 0),
+    type: 1,
+    blob: blob.slice(),
+    sha256: withHash ? createHash("sha256").update(blob).digest() : undefined,
+  });
+
+  test("a blob seen before (same verified hash) is not decoded again; another is; one without a hash never counts as seen", () => {
+    const real = bzip2Library(ffi);
+    let decodes = 0;
+    const env = {
+      ...inlineOpEnv(),
+      bz: { ...real, decompress: (i: Uint8Array, n: number, into: Uint8Array) => (decodes++, real.decompress(i, n, into)) },
+    };
+    expect(executeOp(bzJob(0, zeros), env).error).toBeUndefined();
+    expect(executeOp(bzJob(1, zeros), env).error).toBeUndefined();
+    expect(decodes).toBe(1);
+    expect(executeOp(bzJob(2, text), env).error).toBeUndefined();
+    expect(executeOp(bzJob(3, zeros), env).error).toBeUndefined();
+    expect(decodes).toBe(2);
+    expect(executeOp(bzJob(4, zeros, false), env).error).toBeUndefined();
+    expect(decodes).toBe(3);
+  });
+
+  test("a blob that fails its hash is refused before any reuse", () => {
+    const env = inlineOpEnv();
+    expect(executeOp(bzJob(0, zeros), env).error).toBeUndefined();
+    const bad = { ...bzJob(1, zeros), sha256: createHash("sha256").update(text).digest() };
+    expect(executeOp(bad, env).error?.check).toBe("operation-hash");
+  });
+
+  test("the reused output is what was written: a file gets the same bytes either way", () => {
+    const dir = mkdtempSync(join(tmpdir(), "coreos-reuse-"));
+    try {
+      const fd = openSync(join(dir, "part"), "w+");
+      const env = inlineOpEnv();
+      const at = (index: number, blob: Uint8Array): OpJob => ({ ...bzJob(index, blob), fd, extents: [[index * 256, 256]] });
+      for (const [i, b] of [zeros, text, zeros, text].entries()) expect(executeOp(at(i, b), env).error).toBeUndefined();
+      closeSync(fd);
+      const got = readFileSync(join(dir, "part"));
+      const plainText = new TextEncoder().encode("usr/lib/systemd ".repeat(MiB / 16));
+      expect(got.subarray(2 * MiB, 3 * MiB).every((x) => x === 0)).toBe(true);
+      expect(Buffer.compare(got.subarray(3 * MiB, 4 * MiB), Buffer.from(plainText))).toBe(0);
+      expect(Buffer.compare(got.subarray(MiB, 2 * MiB), Buffer.from(plainText))).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
