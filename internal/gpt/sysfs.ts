@@ -1,7 +1,7 @@
 // Block devices through sysfs: a device number's directory, a partition's disk and number, the
 // device below a device-mapper target (verity /usr). `sysfs` is a parameter so tests can give a tree.
-import { readdirSync, readFileSync, realpathSync } from "node:fs";
-import { basename, dirname } from "node:path";
+import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 
 export const SYSFS = "/sys";
 
@@ -38,4 +38,31 @@ export function partitionOf(dir: string): { disk: string; number: number } | nul
     return null;
   }
   return { disk: `/dev/${basename(dirname(sys))}`, number: Number(raw.trim()) };
+}
+
+/**
+ * A partition's device node when `disk` is a block device: the kernel's name for it from sysfs
+ * (so a /dev/disk/by-id link works too), else the kernel's naming rule (sda → sda4, nvme0n1 →
+ * nvme0n1p4). An image file is its own answer.
+ */
+export function partitionPath(disk: string, n: number, sysfs = SYSFS): string {
+  const st = statSync(disk, { bigint: true });
+  if (!st.isBlockDevice()) return disk;
+  let dir: string | null = null;
+  try {
+    dir = realpathSync(blockDir(st.rdev, sysfs));
+  } catch {
+    // no sysfs entry: the naming rule below
+  }
+  for (const name of dir === null ? [] : readdirSync(dir)) {
+    let number: string;
+    try {
+      number = readFileSync(join(dir!, name, "partition"), "utf8").trim();
+    } catch {
+      continue;
+    }
+    if (number === String(n)) return `/dev/${name}`;
+  }
+  const path = realpathSync(disk);
+  return /[0-9]$/.test(path) ? `${path}p${n}` : `${path}${n}`;
 }

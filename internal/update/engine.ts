@@ -1,11 +1,11 @@
 // The update engine daemon's core: performs the effects of the pure state machine (machine.ts)
 // against the world — Omaha requests over HTTP, the payload download onto the passive USR
 // partition, the GPT switch, prefs, timers — and publishes every status change.
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as gpt from "../gpt/index.ts";
-import { blockDir, SYSFS } from "../gpt/sysfs.ts";
+import { partitionPath, SYSFS } from "../gpt/sysfs.ts";
 import type { ConsolaInstance } from "consola";
 import { logger } from "../log/log.ts";
 import {
@@ -661,31 +661,4 @@ export class Engine {
 export function newUsrSource(disk: string, n: number, range: { offset: number; length: number }, sysfs = SYSFS): { source: string; options: string } {
   if (!statSync(disk).isBlockDevice()) return { source: disk, options: `ro,loop,offset=${range.offset},sizelimit=${range.length}` };
   return { source: partitionPath(disk, n, sysfs), options: "ro" };
-}
-
-/**
- * A partition's device node when `disk` is a block device: the kernel's name for it from sysfs
- * (so a /dev/disk/by-id link works too), else the kernel's naming rule (sda → sda4, nvme0n1 →
- * nvme0n1p4). An image file is its own answer.
- */
-export function partitionPath(disk: string, n: number, sysfs = SYSFS): string {
-  const st = statSync(disk, { bigint: true });
-  if (!st.isBlockDevice()) return disk;
-  let dir: string | null = null;
-  try {
-    dir = realpathSync(blockDir(st.rdev, sysfs));
-  } catch {
-    // no sysfs entry: the naming rule below
-  }
-  for (const name of dir === null ? [] : readdirSync(dir)) {
-    let number: string;
-    try {
-      number = readFileSync(join(dir!, name, "partition"), "utf8").trim();
-    } catch {
-      continue;
-    }
-    if (number === String(n)) return `/dev/${name}`;
-  }
-  const path = realpathSync(disk);
-  return /[0-9]$/.test(path) ? `${path}p${n}` : `${path}${n}`;
 }

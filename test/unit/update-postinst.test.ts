@@ -4,7 +4,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { newUsrSource, partitionPath } from "../../internal/update/engine.ts";
+import { partitionPath } from "../../internal/gpt/sysfs.ts";
+import { newUsrSource } from "../../internal/update/engine.ts";
 import { cleanup, tempDir } from "../helpers/procs.ts";
 
 const dir = tempDir("coreos-ue-postinst-unit-");
