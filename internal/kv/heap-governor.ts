@@ -26,6 +26,8 @@ export interface HeapGovernorOptions {
   floorBytes?: number;
   /** Above this heap size, do nothing: pauses would be too long (default 256 MiB). */
   maxHeapBytes?: number;
+  /** The engine: its heap size and a full collection (tests give a model heap). */
+  engine?: { heapSize(): number; fullGC(): void };
 }
 
 export interface HeapGovernor {
@@ -33,6 +35,8 @@ export interface HeapGovernor {
   readonly collections: number;
   /** Time spent in them, ms. */
   readonly pauseMs: number;
+  /** One sample and decision, as the timer runs it every `intervalMs`. */
+  tick(): void;
   stop(): void;
 }
 
@@ -41,23 +45,32 @@ export function startHeapGovernor(o: HeapGovernorOptions = {}): HeapGovernor {
   const slack = o.slackBytes ?? 4 << 20;
   const floor = o.floorBytes ?? 32 << 20;
   const max = o.maxHeapBytes ?? 256 << 20;
+  const engine = o.engine ?? { heapSize, fullGC };
   /** The smallest heap seen since the last collection: what the last collection left. */
-  let base = heapSize();
-  const g = {
-    collections: 0,
-    pauseMs: 0,
-    stop: () => clearInterval(timer),
-  };
-  const timer = setInterval(() => {
-    const h = heapSize();
+  let base = engine.heapSize();
+  let collections = 0;
+  let pauseMs = 0;
+  const tick = () => {
+    const h = engine.heapSize();
     if (h < base) base = h; // the engine collected on its own
     if (h <= base * ratio + slack || h <= floor || h > max) return;
     const t0 = performance.now();
-    fullGC();
-    g.pauseMs += performance.now() - t0;
-    g.collections++;
-    base = heapSize();
-  }, o.intervalMs ?? 50);
+    engine.fullGC();
+    pauseMs += performance.now() - t0;
+    collections++;
+    base = engine.heapSize();
+  };
+  const g: HeapGovernor = {
+    get collections() {
+      return collections;
+    },
+    get pauseMs() {
+      return pauseMs;
+    },
+    tick,
+    stop: () => clearInterval(timer),
+  };
+  const timer = setInterval(() => g.tick(), o.intervalMs ?? 50);
   // never what keeps the process alive
   timer.unref();
   return g;
