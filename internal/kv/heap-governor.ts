@@ -70,7 +70,7 @@ export function startHeapGovernor(o: HeapGovernorOptions = {}): HeapGovernor {
     tick,
     stop: () => clearInterval(timer),
   };
-  const timer = setInterval(() => g.tick(), o.intervalMs ?? 50);
+  const timer = setInterval(tick, o.intervalMs ?? 50);
   // never what keeps the process alive
   timer.unref();
   return g;

@@ -1,5 +1,6 @@
 // Newline-delimited messages over a stream socket: the framing and the socket file of every
-// control socket coreos serves (the update engine's, the supervisor's).
+// control socket coreos serves (the update engine's, the supervisor's); and a child's output read
+// line by line.
 import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
@@ -24,6 +25,33 @@ export function socketLines(sock: Socket, onLine: (line: string) => void): void 
       if (line.trim() !== "") onLine(line);
     }
   });
+}
+
+/**
+ * Hands each line of a child's output to `onLine` (the last one even without a newline); a line
+ * longer than `maxLine` characters goes in pieces. A broken pipe ends it with what came.
+ */
+export async function streamLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void, maxLine = MAX_LINE): Promise<void> {
+  const dec = new TextDecoder();
+  let buf = "";
+  try {
+    for await (const chunk of stream) {
+      buf += dec.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) !== -1) {
+        onLine(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+      while (buf.length > maxLine) {
+        onLine(buf.slice(0, maxLine));
+        buf = buf.slice(maxLine);
+      }
+    }
+  } catch {
+    // the pipe broke: keep what came
+  }
+  buf += dec.decode();
+  if (buf !== "") onLine(buf);
 }
 
 /**

@@ -15,6 +15,7 @@ import { expandCommand, serviceFromUnit, type Output, type ServiceDef } from "./
 import { getWords, parseEnvironmentFile } from "./unitfile.ts";
 import { checkConditions, type Probe } from "./conditions.ts";
 import { logger } from "../log/log.ts";
+import { streamLines } from "../lines/lines.ts";
 
 const log = logger("supervisor");
 
@@ -745,27 +746,8 @@ export class Supervisor implements ControlHandler {
   }
 
   /** Copies a process's output into the unit's journal line by line. */
-  private async pump(rt: UnitRuntime, stream: ReadableStream<Uint8Array>, ident: string, pid: number): Promise<void> {
-    const dec = new TextDecoder();
-    let buf = "";
-    const emit = (line: string) => rt.journal.push({ seq: ++rt.journalSeq, time: Date.now(), ident, pid, message: line });
-    try {
-      for await (const chunk of stream) {
-        buf += dec.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) !== -1) {
-          emit(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-        }
-        while (buf.length > MAX_LINE) {
-          emit(buf.slice(0, MAX_LINE));
-          buf = buf.slice(MAX_LINE);
-        }
-      }
-    } catch {
-      // the pipe broke: keep what came
-    }
-    buf += dec.decode();
-    if (buf !== "") emit(buf);
+  private pump(rt: UnitRuntime, stream: ReadableStream<Uint8Array>, ident: string, pid: number): Promise<void> {
+    return streamLines(stream, (line) => rt.journal.push({ seq: ++rt.journalSeq, time: Date.now(), ident, pid, message: line }), MAX_LINE);
   }
+
 }

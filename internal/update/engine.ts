@@ -8,6 +8,8 @@ import * as gpt from "../gpt/index.ts";
 import { partitionPath, SYSFS } from "../gpt/sysfs.ts";
 import type { ConsolaInstance } from "consola";
 import { logger } from "../log/log.ts";
+import { streamLines } from "../lines/lines.ts";
+import { runProgram } from "../systemd/systemctl.ts";
 import {
   buildRequest,
   checkEvent,
@@ -601,14 +603,10 @@ export class Engine {
 
   /** A short command (mount, umount): "" when it succeeded, else why not in one line. */
   private async command(argv: string[]): Promise<string> {
-    try {
-      const p = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-      const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-      return code === 0 ? "" : err.trim().replace(/\s*\n\s*/g, "; ") || `${argv[0]} exited with status ${code}`;
-    } catch (err) {
-      return (err as Error).message;
-    }
+    const r = await runProgram(argv);
+    return r.code === 0 ? "" : r.stderr.trim().replace(/\s*\n\s*/g, "; ") || `${argv[0]} exited with status ${r.code}`;
   }
+
 
   private async runHook(argv: string[]): Promise<boolean> {
     const hook = argv[0]!;
@@ -619,7 +617,8 @@ export class Engine {
       const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
       const kill = () => proc.kill("SIGTERM");
       this.abort.signal.addEventListener("abort", kill, { once: true });
-      const output = Promise.all([this.logLines(proc.stdout), this.logLines(proc.stderr)]);
+      const emit = (line: string) => this.log.info(`oem-postinst: ${line}`);
+      const output = Promise.all([streamLines(proc.stdout, emit), streamLines(proc.stderr, emit)]);
       await proc.exited;
       // A child the hook left running may hold its output open: its lines are still logged, but
       // the update does not wait for them.
@@ -639,19 +638,6 @@ export class Engine {
     return false;
   }
 
-  /** The hook's output, one log line per line it wrote. */
-  private async logLines(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let rest = "";
-    const emit = (line: string) => this.log.info(`oem-postinst: ${line}`);
-    for await (const chunk of stream) {
-      const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
-      rest = lines.pop()!;
-      for (const l of lines) emit(l);
-    }
-    rest += decoder.decode();
-    if (rest !== "") emit(rest);
-  }
 }
 
 /**
